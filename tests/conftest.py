@@ -1,0 +1,91 @@
+"""Shared fixtures: the CLI run in-process or as a real subprocess, tiny datasets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def _run_cli_inprocess(args, capsys) -> Result:
+    from sagan_cli.cli import main
+
+    code = 0
+    try:
+        main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return Result(code, out, err)
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run `sagan ARGS...` in this process, with cwd = tmp_path. Returns Result(code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    return lambda *args: _run_cli_inprocess(args, capsys)
+
+
+def run_sagan(*args, cwd=None, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """Run `python -m sagan_cli ARGS...` as a real subprocess (signals, exit codes, fresh imports)."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.setdefault("COLUMNS", "200")
+    if env:
+        full_env.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "sagan_cli", *map(str, args)],
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def assert_one_line_error(result, *fragments):
+    """A user error: non-zero exit, a single `error:` line on stderr, no traceback."""
+    code = result.code if hasattr(result, "code") else result.returncode
+    err = result.stderr.strip()
+    assert code != 0, f"expected failure, got exit 0; stderr={err!r}"
+    assert "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, f"expected one line, got:\n{err}"
+    assert err.startswith("error:"), err
+    for frag in fragments:
+        assert frag.lower() in err.lower(), f"{frag!r} not in {err!r}"
+
+
+def make_images(n: int, imsize: int, seed: int = 0) -> np.ndarray:
+    """Structured uint8 images (smooth gradients + a square), N×3×S×S."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:imsize, 0:imsize] / max(imsize - 1, 1)
+    out = np.empty((n, 3, imsize, imsize), np.uint8)
+    for i in range(n):
+        c = rng.uniform(0, 1, size=(3, 1, 1))
+        img = c * xx[None] + (1 - c) * yy[None]
+        s = imsize // 4
+        r0, c0 = rng.integers(0, imsize - s, size=2)
+        img[:, r0 : r0 + s, c0 : c0 + s] = rng.uniform(0, 1, size=(3, 1, 1))
+        out[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return out
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """A complete 32px prepared dataset of 64 images under tmp_path/data/tiny-32."""
+    from sagan_cli.data.dataset import save_dataset
+
+    path = tmp_path / "data" / "tiny-32"
+    save_dataset(path, make_images(64, 32), source="test", category=None, split=None)
+    return path
