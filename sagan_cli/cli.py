@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
+from pathlib import Path
 
 import typer
 
@@ -46,7 +48,156 @@ def main(argv: list[str] | None = None) -> None:
             hint = f" (see `{ctx.command_path} --help`)"
         print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# --------------------------------------------------------------------------- helpers
+class Attention(str, Enum):
+    paper = "paper"
+    official = "official"
+
+
+DEVICE_OPT = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N | mps (auto: CUDA, then MPS, then CPU).")
+
+
+def _parse_resolutions(value: str | None, flag: str) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    if value.strip().lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise SaganError(f"{flag} {value!r}: expected a comma-separated list of feature-map sizes, e.g. 16,32, or 'none'") from None
+
+
+def _say(text: str) -> None:
+    from rich.console import Console
+
+    Console(highlight=False, soft_wrap=True).print(text, markup=False)
+
+
+# --------------------------------------------------------------------------- train
+@app.command()
+def train(
+    ctx: typer.Context,
+    imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256."),
+    data: Path | None = typer.Option(None, help="Prepared dataset directory (default: newest with this --imsize under ./data)."),
+    steps: int = typer.Option(100_000, min=1, help="Train until this many G steps in total."),
+    batch: int = typer.Option(64, min=1, help="Batch size (images per D and per G step)."),
+    outdir: Path = typer.Option(Path("runs"), help="Parent directory of run directories."),
+    name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
+    resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --outdir) or a checkpoint path."),
+    device: str = DEVICE_OPT,
+    seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
+    log_every: int = typer.Option(100, min=1, help="Log metrics every N steps."),
+    sample_every: int = typer.Option(1000, min=1, help="Write a sample grid every N steps."),
+    ckpt_every: int = typer.Option(1000, min=1, help="Write a checkpoint every N steps."),
+    keep_ckpts: int = typer.Option(5, min=1, help="Keep the newest K step checkpoints (plus latest.pt)."),
+    n_samples: int = typer.Option(64, min=1, help="Images in each sample grid (fixed z)."),
+    attention: Attention = typer.Option(Attention.paper, help="Attention block: 'paper' (as in the paper) or 'official' (authors' code)."),
+    g_attn: str | None = typer.Option(None, help="G feature-map sizes that get attention, e.g. 16,32, or none (default: by imsize; 16,32 at 64px)."),
+    d_attn: str | None = typer.Option(None, help="D feature-map sizes that get attention, e.g. 8,4, or none (default: by imsize; 8,4 at 64px)."),
+    z_dim: int = typer.Option(128, min=1, help="Latent size."),
+    g_conv_dim: int = typer.Option(64, min=1, help="G base width (channels at the last block)."),
+    d_conv_dim: int = typer.Option(64, min=1, help="D base width (channels at the first block)."),
+    lr_g: float = typer.Option(1e-4, help="G learning rate (TTUR)."),
+    lr_d: float = typer.Option(4e-4, help="D learning rate (TTUR)."),
+    beta1: float = typer.Option(0.0, help="Adam beta1."),
+    beta2: float = typer.Option(0.9, help="Adam beta2."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="Keep an exponential moving average of G."),
+    ema_decay: float = typer.Option(0.999, help="EMA decay per step."),
+    ema_start: int = typer.Option(1000, min=0, help="Steps before the EMA starts averaging (it copies G until then)."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA (no effect on CPU)."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile G and D (default: on for CUDA, off otherwise)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs the tensorboard package)."),
+):
+    """Train a SAGAN on a prepared dataset; Ctrl-C saves a checkpoint and exits 0."""
+    from sagan_cli.device import validate_device_string
+
+    validate_device_string(device)
+    if resume is not None and resume != "latest" and not Path(resume).exists():
+        raise SaganError(f"--resume {resume}: no such checkpoint (use 'latest' or a path to a .pt file)")
+    model_opts = dict(imsize=imsize, z_dim=z_dim, g_conv_dim=g_conv_dim, d_conv_dim=d_conv_dim,
+                      g_attn=_parse_resolutions(g_attn, "--g-attn"), d_attn=_parse_resolutions(d_attn, "--d-attn"),
+                      attention=attention.value)
+    train_opts = dict(steps=steps, batch=batch, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2, ema=ema,
+                      ema_decay=ema_decay, ema_start=ema_start, amp=amp, compile=compile, seed=seed,
+                      log_every=log_every, sample_every=sample_every, ckpt_every=ckpt_every,
+                      keep_ckpts=keep_ckpts, n_samples=n_samples, name=name or "", tensorboard=tensorboard)
+    explicit = {p for p in list(model_opts) + list(train_opts) if _from_command_line(ctx, p)}
+    from sagan_cli.train.logger import TrainLogger
+    from sagan_cli.train.session import prepare_run
+
+    trainer = prepare_run(model_opts=model_opts, train_opts=train_opts, explicit=explicit, resume=resume,
+                          outdir=outdir, data=data, device_spec=device, say=_say)
+    logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
+    try:
+        outcome = trainer.run(logger)
+    finally:
+        logger.close()
+    if outcome.reason == "finished":
+        _say(f"finished at step {outcome.step}: run {outcome.run_dir}, checkpoint {outcome.checkpoint}")
+    else:
+        _say(f"{outcome.reason} at step {outcome.step}: checkpoint {outcome.checkpoint}; "
+             f"continue with `sagan train --resume {outcome.checkpoint}`")
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def _from_command_line(ctx, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+
+# --------------------------------------------------------------------------- sample
+@app.command()
+def sample(
+    ckpt: str | None = typer.Argument(None, help="Checkpoint file or run directory (default: newest run's latest.pt under ./runs)."),
+    n: int = typer.Option(64, "--n", min=1, max=100_000, help="Number of images (seeds 0..n-1) when --seeds is not given."),
+    seeds: str | None = typer.Option(None, help="Seeds to draw, e.g. 0-63 or 1,5,9 (one image per seed)."),
+    out: Path | None = typer.Option(None, help="Grid PNG to write (default: samples.png)."),
+    outdir: Path | None = typer.Option(None, help="Write one PNG per image into this folder instead of a grid."),
+    nrow: int | None = typer.Option(None, min=1, help="Images per grid row (default: square-ish)."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="Use the EMA generator (if the checkpoint has one)."),
+    truncation: float | None = typer.Option(None, min=0.01, help="Truncation trick: redraw z entries with |z| > T."),
+    interpolate: int | None = typer.Option(None, min=2, help="Sheet of K-step slerp interpolations between consecutive seeds."),
+    batch: int = typer.Option(64, min=1, help="Images per forward pass."),
+    device: str = DEVICE_OPT,
+):
+    """Draw images from a checkpoint: a grid, one PNG per seed, or an interpolation sheet."""
+    from sagan_cli.device import validate_device_string
+
+    validate_device_string(device)
+    if out is not None and outdir is not None:
+        raise SaganError("--out and --outdir conflict: a grid goes to --out, one file per image to --outdir")
+    if interpolate is not None and outdir is not None:
+        raise SaganError("--interpolate writes one sheet: use --out, not --outdir")
+    from sagan_cli import sample as core
+    from sagan_cli.device import resolve_device
+    from sagan_cli.images import grid, save_png
+    from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg
+
+    seed_list = core.parse_seeds(seeds) if seeds is not None else None
+    path = resolve_checkpoint_arg(ckpt)
+    state = load_checkpoint(path)
+    dev = resolve_device(device)
+    G, cfg = core.load_generator(state, ema, dev)
+    if interpolate is not None:
+        seed_list = seed_list or list(range(8))
+        zs = core.interpolation_latents(seed_list, interpolate, cfg.z_dim, truncation)
+        images = core.generate(G, zs, dev, batch)
+        target = save_png(grid(images, nrow=interpolate), out or Path("interpolation.png"))
+        _say(f"{len(seed_list) - 1} interpolations × {interpolate} steps from {path} → {target}")
+        return
+    seed_list = seed_list or list(range(n))
+    images = core.generate(G, [core.latent(s, cfg.z_dim, truncation) for s in seed_list], dev, batch)
+    if outdir is not None:
+        files = core.write_per_image(images, seed_list, outdir)
+        _say(f"{len(files)} images from {path} → {outdir}/ ({files[0].name} … {files[-1].name})")
+    else:
+        target = save_png(grid(images, nrow=nrow or core.default_nrow(len(images))), out or Path("samples.png"))
+        _say(f"{len(images)} images from {path} (step {state['step']}, {'EMA' if ema else 'raw'} G) → {target}")

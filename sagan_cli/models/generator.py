@@ -1,0 +1,47 @@
+"""SAGAN generator: z → transposed-conv stack 4×4 → imsize, BN+ReLU, attention by resolution, tanh."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from sagan_cli.config import ModelConfig, g_resolutions, width
+from sagan_cli.models.attention import SelfAttention
+
+
+def _up_block(cin: int, cout: int, first: bool) -> nn.Sequential:
+    conv = nn.ConvTranspose2d(cin, cout, 4, 1, 0) if first else nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+    return nn.Sequential(spectral_norm(conv), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.resolutions = g_resolutions(cfg.imsize)
+        self.blocks = nn.ModuleList()
+        self.attn = nn.ModuleDict()
+        cin = cfg.z_dim
+        for i, r in enumerate(self.resolutions):
+            cout = width(cfg.g_conv_dim, cfg.imsize, r)
+            self.blocks.append(_up_block(cin, cout, first=i == 0))
+            if r in cfg.g_attn:
+                self.attn[str(r)] = SelfAttention(cout, cfg.attention)
+            cin = cout
+        self.to_rgb = spectral_norm(nn.ConvTranspose2d(cin, 3, 4, 2, 1))
+
+    def forward(self, z: torch.Tensor, attn_weights: dict | None = None) -> torch.Tensor:
+        """z: B×z_dim → B×3×S×S in [-1, 1]. Pass a dict to collect each layer's attention matrix."""
+        x = z.view(z.shape[0], -1, 1, 1)
+        for block, r in zip(self.blocks, self.resolutions):
+            x = block(x)
+            key = str(r)
+            if key in self.attn:
+                if attn_weights is None:
+                    x = self.attn[key](x)
+                else:
+                    found: list = []
+                    x = self.attn[key](x, weights=found)
+                    attn_weights[f"g{key}"] = found[0]
+        return torch.tanh(self.to_rgb(x))

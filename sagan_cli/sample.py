@@ -1,0 +1,110 @@
+"""Images from a checkpoint: per-seed latents, truncation, grids and slerp interpolation sheets.
+
+A seed always gives the same z (drawn on the CPU from ``torch.Generator().manual_seed(seed)``),
+whatever the device or batch size, so ``--seeds 12`` is a stable name for an image.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from sagan_cli.errors import SaganError
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+MAX_SEEDS = 100_000
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """'0-63', '1,5,9', '0-3,10' → list of ints (ranges inclusive)."""
+    seeds: list[int] = []
+    for part in spec.split(","):
+        m = _RANGE.match(part)
+        if not m:
+            raise SaganError(f"--seeds {spec!r}: expected numbers and ranges like 0-63 or 1,5,9")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        if hi < lo:
+            raise SaganError(f"--seeds {spec!r}: range {lo}-{hi} runs backwards")
+        seeds.extend(range(lo, hi + 1))
+        if len(seeds) > MAX_SEEDS:
+            raise SaganError(f"--seeds {spec!r}: more than {MAX_SEEDS} seeds")
+    return seeds
+
+
+def latent(seed: int, z_dim: int, truncation: float | None = None):
+    """z for one seed; with ``truncation`` T, entries with |z| > T are redrawn (truncated normal)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(z_dim, generator=gen)
+    if truncation is not None:
+        for _ in range(1000):
+            bad = z.abs() > truncation
+            if not bad.any():
+                break
+            z[bad] = torch.randn(int(bad.sum()), generator=gen)
+    return z
+
+
+def slerp(z0, z1, t: float):
+    import torch
+
+    a, b = z0 / z0.norm(), z1 / z1.norm()
+    omega = torch.acos((a * b).sum().clamp(-1.0, 1.0))
+    if float(omega) < 1e-6:
+        return (1 - t) * z0 + t * z1
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1
+
+
+def load_generator(ckpt: dict, use_ema: bool, device):
+    """G from a checkpoint dict, in eval mode, on ``device``; the EMA weights unless told otherwise."""
+    from sagan_cli.config import ModelConfig
+    from sagan_cli.models import Generator
+
+    cfg = ModelConfig.from_dict(ckpt["model_config"])
+    if use_ema and ckpt.get("G_ema") is None:
+        raise SaganError("this checkpoint has no EMA generator (trained with --no-ema); pass --no-ema")
+    G = Generator(cfg)
+    try:
+        G.load_state_dict(ckpt["G_ema"] if use_ema else ckpt["G"])
+    except (RuntimeError, KeyError) as exc:
+        raise SaganError(f"checkpoint weights do not match its model config ({str(exc).splitlines()[0][:160]})") from None
+    return G.to(device).eval().requires_grad_(False), cfg
+
+
+def generate(G, zs, device, batch: int = 64) -> np.ndarray:
+    """uint8 B×H×W×3 images for a stack of latents."""
+    import torch
+
+    from sagan_cli.images import to_uint8
+
+    out = []
+    with torch.no_grad():
+        for chunk in torch.stack(list(zs)).split(batch):
+            out.append(to_uint8(G(chunk.to(device))))
+    return np.concatenate(out)
+
+
+def interpolation_latents(seeds: list[int], steps: int, z_dim: int, truncation: float | None):
+    """Rows of ``steps`` slerp latents between consecutive seeds (endpoints included)."""
+    if len(seeds) < 2:
+        raise SaganError("--interpolate needs at least two seeds (e.g. --seeds 0-7)")
+    ends = [latent(s, z_dim, truncation) for s in seeds]
+    ts = [i / (steps - 1) for i in range(steps)]
+    return [slerp(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
+
+
+def default_nrow(n: int) -> int:
+    return max(1, int(math.ceil(math.sqrt(n))))
+
+
+def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[Path]:
+    from sagan_cli.images import save_png
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    return [save_png(img, outdir / f"seed{seed:06d}.png") for img, seed in zip(images, seeds)]

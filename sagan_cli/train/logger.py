@@ -1,0 +1,103 @@
+"""Where training metrics go: metrics.jsonl, log.txt, optional TensorBoard, and the console.
+
+On a terminal the console shows a Rich progress bar with the latest losses; when
+stdout is not a terminal (CI, nohup, SLURM) it prints one plain line per log step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+from sagan_cli.errors import SaganError
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def format_line(rec: dict) -> str:
+    keys = ["d_loss", "g_loss", "d_real", "d_fake", "img_per_s"]
+    parts = [f"step {rec['step']}/{rec['steps']}"] + [f"{k} {_fmt(rec[k])}" for k in keys if k in rec]
+    gammas = [f"{k.split('/')[1]} {rec[k]:+.3f}" for k in rec if k.startswith("gamma/")]
+    if gammas:
+        parts.append("γ " + " ".join(gammas))
+    return "  ".join(parts)
+
+
+class TrainLogger:
+    def __init__(self, run_dir: Path, total_steps: int, start_step: int, tensorboard: bool, console=None):
+        from rich.console import Console
+
+        self.run_dir = run_dir
+        self.console = console or Console(soft_wrap=True, highlight=False)
+        self.total, self.start = total_steps, start_step
+        self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise SaganError(
+                    "--tensorboard needs the tensorboard package: pip install tensorboard (or drop --tensorboard)"
+                ) from None
+            self._tb = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+        self._progress = None
+        self._task = None
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[stats]}"),
+                console=self.console,
+                transient=False,
+            )
+            self._task = self._progress.add_task("train", total=total_steps, completed=start_step, stats="")
+            self._progress.start()
+
+    def message(self, text: str) -> None:
+        """A line for the console and log.txt (run start, checkpoints, samples, stop)."""
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._log.write(f"{stamp} {text}\n")
+        self._log.flush()
+        self.console.print(text, markup=False, highlight=False)
+
+    def advance(self, step: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step)
+
+    def log(self, rec: dict) -> None:
+        rec = {"time": round(time.time(), 3), **rec}
+        self._metrics.write(json.dumps(rec) + "\n")
+        self._metrics.flush()
+        line = format_line(rec)
+        self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+        self._log.flush()
+        if self._tb is not None:
+            for k, v in rec.items():
+                if k not in ("step", "steps", "time") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(k, v, rec["step"])
+            self._tb.flush()
+        if self._progress is not None:
+            stats = "  ".join(f"{k} {_fmt(rec[k])}" for k in ("d_loss", "g_loss", "img_per_s") if k in rec)
+            self._progress.update(self._task, completed=rec["step"], stats=stats)
+        else:
+            self.console.print(line, markup=False, highlight=False)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        if self._tb is not None:
+            self._tb.close()
+        self._metrics.close()
+        self._log.close()

@@ -1,0 +1,100 @@
+"""`sagan train` end to end: resolve options, data and resume point, then run the Trainer."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+from sagan_cli.config import ModelConfig, TrainConfig
+from sagan_cli.data.dataset import find_latest_dataset, open_dataset
+from sagan_cli.errors import SaganError
+from sagan_cli.train.checkpoint import latest_checkpoint, load_checkpoint, new_run_dir, run_dir_of
+
+MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
+# What may change when a run is resumed; everything else is the run's identity.
+RESUME_OVERRIDABLE = {"steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "tensorboard", "amp", "compile"}
+
+
+def _differs(a, b) -> bool:
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return sorted(a or ()) != sorted(b or ())
+    if isinstance(a, float) or isinstance(b, float):
+        return abs(float(a) - float(b)) > 1e-12 * max(abs(float(a)), abs(float(b)), 1.0)
+    return a != b
+
+
+def _resume_configs(ckpt: dict, model_opts: dict, train_opts: dict, explicit: set[str]):
+    mcfg = ModelConfig.from_dict(ckpt["model_config"])
+    saved = TrainConfig.from_dict(ckpt["train_config"])
+    for name in sorted(explicit):
+        if name in RESUME_OVERRIDABLE or name in ("data", "name"):
+            continue
+        if name in MODEL_KEYS:
+            mine, theirs = model_opts[name], getattr(mcfg, name)
+            if name.endswith("_attn") and mine is None:
+                continue
+        else:
+            mine, theirs = train_opts[name], getattr(saved, name)
+        if _differs(mine, theirs):
+            flag = "--" + name.replace("_", "-")
+            raise SaganError(f"{flag} {mine} differs from the resumed run's {theirs}; a resumed run keeps its settings (drop {flag})")
+    tcfg = dataclasses.replace(saved, **{k: train_opts[k] for k in explicit & RESUME_OVERRIDABLE})
+    return mcfg, tcfg
+
+
+def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resume: str | None,
+                outdir: Path, data: Path | None, device_spec: str, say):
+    """Validate everything that can be checked before a run directory is touched."""
+    import torch
+
+    from sagan_cli.device import resolve_device
+    from sagan_cli.train.loop import Trainer
+
+    device = resolve_device(device_spec)
+    ckpt = None
+    if resume is not None:
+        ckpt_path = latest_checkpoint(outdir) if resume == "latest" else Path(resume)
+        ckpt = load_checkpoint(ckpt_path)
+        mcfg, tcfg = _resume_configs(ckpt, model_opts, train_opts, explicit)
+        if tcfg.steps <= int(ckpt["step"]):
+            raise SaganError(
+                f"the run is already at step {ckpt['step']} of {tcfg.steps}; pass --steps N with N > {ckpt['step']} to train further"
+            )
+        data_dir = data or Path(ckpt["data"]["path"])
+        ds = open_dataset(data_dir, mcfg.imsize)
+        if ckpt["data"].get("fingerprint") and ds.fingerprint != ckpt["data"]["fingerprint"]:
+            raise SaganError(f"dataset {data_dir} is not the one this run was trained on (fingerprint differs)")
+        run_dir = run_dir_of(ckpt_path)
+        say(f"resuming {run_dir} from step {ckpt['step']} ({ckpt_path})")
+    else:
+        mcfg = ModelConfig(**model_opts)
+        if data is None:
+            data = find_latest_dataset("data", mcfg.imsize)
+            say(f"using dataset {data} (the most recent {mcfg.imsize}px dataset under data/; pass --data to choose)")
+        ds = open_dataset(data, mcfg.imsize)
+        tcfg = TrainConfig(**{**train_opts, "data": str(ds.path), "name": train_opts.get("name") or ds.path.name})
+        run_dir = None
+    if tcfg.batch > len(ds):
+        raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
+    if tcfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise SaganError("--tensorboard needs the tensorboard package: pip install tensorboard (or drop --tensorboard)")
+    trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt)
+    if run_dir is None:
+        trainer.run_dir = new_run_dir(outdir, tcfg.name)
+    n_g = sum(p.numel() for p in trainer.G.parameters())
+    n_d = sum(p.numel() for p in trainer.D.parameters())
+    from sagan_cli.device import describe
+
+    say(
+        f"run {trainer.run_dir} | data {ds.path} ({len(ds)} images, {ds.imsize}px) | device {describe(device)}"
+        f"{' bf16' if trainer.amp_dtype == torch.bfloat16 else ''}\n"
+        f"model {mcfg.imsize}px, attention {mcfg.attention}: G at {_res(mcfg.g_attn)}, D at {_res(mcfg.d_attn)} | "
+        f"G {n_g / 1e6:.2f}M params, D {n_d / 1e6:.2f}M params | batch {tcfg.batch}, steps {trainer.step}→{tcfg.steps}"
+    )
+    trainer.write_config({"resumed_from_step": trainer.step} if ckpt is not None else {})
+    return trainer
+
+
+def _res(rs) -> str:
+    return ",".join(map(str, rs)) if rs else "none"
