@@ -201,3 +201,38 @@ def sample(
     else:
         target = save_png(grid(images, nrow=nrow or core.default_nrow(len(images))), out or Path("samples.png"))
         _say(f"{len(images)} images from {path} (step {state['step']}, {'EMA' if ema else 'raw'} G) → {target}")
+
+
+# --------------------------------------------------------------------------- attn-map
+@app.command("attn-map")
+def attn_map(
+    ckpt: str | None = typer.Argument(None, help="Checkpoint file or run directory (default: newest run's latest.pt under ./runs)."),
+    query: list[str] = typer.Option(..., "--query", "-q", help="Query pixel ROW,COL of the generated image, 0-based, row first (repeatable)."),
+    seed: int | None = typer.Option(None, min=0, help="One seed (default 0)."),
+    seeds: str | None = typer.Option(None, help="Several seeds, e.g. 0-7 or 1,5,9: one row each."),
+    layers: str = typer.Option("all", help="all | g | d | comma-separated layer names such as g16,d8."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="Use the EMA generator (if the checkpoint has one)."),
+    out: Path = typer.Option(Path("attn-map.png"), help="PNG to write."),
+    save_maps: Path | None = typer.Option(None, help="Also write the raw maps (float32) to this .npz file."),
+    device: str = DEVICE_OPT,
+):
+    """Show where each self-attention layer looks for the given query pixels."""
+    from sagan_cli.device import validate_device_string
+
+    validate_device_string(device)
+    if seed is not None and seeds is not None:
+        raise SaganError("--seed and --seeds conflict: give one of them")
+    from sagan_cli import attnmap
+    from sagan_cli.device import resolve_device
+    from sagan_cli.sample import parse_seeds
+    from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg
+
+    seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
+    queries = [attnmap.parse_query(q) for q in query]
+    path = resolve_checkpoint_arg(ckpt)
+    state = load_checkpoint(path)
+    result = attnmap.attention_maps(state, queries, seed_list, layers, ema, resolve_device(device))
+    target = attnmap.render(result, out)
+    _say(f"attention of {len(result.layers)} layer(s) for {len(queries)} query point(s) × {len(seed_list)} seed(s) from {path} → {target}")
+    if save_maps is not None:
+        _say(f"raw maps → {attnmap.save_maps(result, save_maps)}")
