@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def load_checkpoint(path: str | Path) -> dict:
     if path.is_dir():
         raise SaganError(f"expected a checkpoint file, got a directory: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says enough
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise SaganError(f"{path}: refused to load, it holds pickled objects, not plain tensors ({_unpickler_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
