@@ -1,0 +1,68 @@
+"""Console/TensorBoard logging and the divergence guard of `sagan train`."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from conftest import assert_one_line_error
+from sagan_cli.errors import SaganError
+from sagan_cli.train.logger import TrainLogger
+
+TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu", "--batch", "8"]
+
+
+def test_terminal_gets_a_progress_bar_and_files_get_every_record(tmp_path):
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120)
+    logger = TrainLogger(tmp_path, total_steps=10, start_step=0, tensorboard=False, console=console)
+    logger.log({"step": 5, "steps": 10, "d_loss": 1.5, "g_loss": 0.25, "img_per_s": 100.0, "gamma/g16": 0.01})
+    logger.advance(6)
+    logger.message("step 6: checkpoint → x.pt")
+    logger.close()
+    out = buf.getvalue()
+    assert "train" in out and "d_loss 1.5" in out and "checkpoint" in out
+    assert '"gamma/g16": 0.01' in (tmp_path / "metrics.jsonl").read_text()
+    assert "γ g16 +0.010" in (tmp_path / "log.txt").read_text()
+
+
+def test_tensorboard_logs_when_installed_and_is_a_clear_error_when_not(cli, tiny_dataset, tmp_path):
+    r = cli("train", *TINY, "--data", tiny_dataset, "--steps", "2", "--tensorboard")
+    if importlib.util.find_spec("tensorboard") is None:
+        assert_one_line_error(r, "pip install tensorboard")
+    else:
+        assert r.code == 0, r.stderr
+        assert any((tmp_path / "runs/00000-tiny-32/tensorboard").iterdir())
+
+
+def test_non_finite_loss_stops_the_run_and_never_checkpoints_it(tiny_dataset, tmp_path):
+    from sagan_cli.train.session import prepare_run
+
+    trainer = prepare_run(
+        model_opts=dict(imsize=32, z_dim=32, g_conv_dim=16, d_conv_dim=16, g_attn=None, d_attn=None, attention="paper"),
+        train_opts=dict(steps=10, batch=8, log_every=1, ckpt_every=1, sample_every=100, name=""),
+        explicit=set(), resume=None, outdir=tmp_path / "runs", data=tiny_dataset, device_spec="cpu", say=lambda s: None,
+    )
+    original = trainer.train_step
+
+    def poisoned(batch):
+        original(batch)
+        if trainer.step == 2:  # the third step produces NaN weights
+            with torch.no_grad():
+                next(trainer.D.parameters()).fill_(float("nan"))
+
+    trainer.train_step = poisoned
+    logger = TrainLogger(trainer.run_dir, 10, 0, False, console=Console(file=io.StringIO()))
+    with pytest.raises(SaganError, match="non-finite .* at step 3") as exc:
+        trainer.run(logger)
+    logger.close()
+    assert exc.value.exit_code == 3 and "step-0000002.pt" in str(exc.value)
+    ckdir = Path(trainer.run_dir) / "checkpoints"
+    assert sorted(p.name for p in ckdir.iterdir()) == ["latest.pt", "step-0000001.pt", "step-0000002.pt"]
+    good = torch.load(ckdir / "latest.pt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in good["D"].values() if v.is_floating_point())
