@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "600"))
+STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "1000"))
 COUNT = int(os.environ.get("SAGAN_DEMO_COUNT", "6000"))
 OUT = Path(os.environ.get("SAGAN_DEMO_DIR", "demo"))
 

@@ -176,10 +176,9 @@ class Trainer:
 
     # -------------------------------------------------------------- outputs
     def _check_finite(self) -> None:
-        params_ok = all(bool(torch.isfinite(p).all()) for p in self.G.parameters()) and all(
-            bool(torch.isfinite(p).all()) for p in self.D.parameters()
-        )
-        if not params_ok or not bool(torch.isfinite(self._acc).all()):
+        flags = [torch.isfinite(p).all() for net in (self.G, self.D) for p in net.parameters()]
+        flags.append(torch.isfinite(self._acc).all())
+        if not bool(torch.stack(flags).all()):  # one host sync for all of them
             last = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""
             raise SaganError(
                 f"training diverged: non-finite loss or weights at step {self.step} (no checkpoint written{last})",
