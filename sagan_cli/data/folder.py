@@ -14,9 +14,9 @@ EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 def walk_images(root: Path) -> Iterator[str]:
     """Relative POSIX paths of image files under ``root``, sorted by path components.
 
-    Files and sub-directories of a directory are visited in name order, so
-    ``a.png`` < ``a/b.png`` < ``b.png``. Streams one directory listing at a time;
-    directory symlinks are not followed (no loops).
+    Files and sub-directories of a directory are visited together in name order
+    (``sorted(paths, key=lambda p: p.parts)``): ``a/b.png`` < ``a.png`` < ``b.png``.
+    Streams one directory listing at a time; directory symlinks are not followed.
     """
 
     def visit(directory: Path, prefix: str) -> Iterator[str]:
