@@ -35,6 +35,7 @@ class AttentionMaps:
     key_grids: dict[str, tuple[int, int]]  # layer -> (rows, cols) of its key grid
     cells: dict[str, list[tuple[int, int]]]  # layer -> the query cell (row, col) at r, per query
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> float32 seeds×queries×kh×kw
+    gammas: dict[str, float] = field(default_factory=dict)  # layer -> γ, how much its attention output counts
     images: np.ndarray | None = None  # uint8 seeds×S×S×3
     step: int | None = None
     ema: bool = True
@@ -131,6 +132,7 @@ def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device) 
     result = AttentionMaps(
         imsize=cfg.imsize, form=cfg.attention, seeds=list(seeds), queries=list(queries), layers=names,
         resolutions=res, key_grids=grids, cells=cells, step=state.get("step"), ema=ema,
+        gammas={n: float(modules[n].gamma) for n in names},
     )
 
     per_layer: dict[str, list[np.ndarray]] = {n: [] for n in names}
@@ -178,6 +180,7 @@ def save_maps(result: AttentionMaps, path: str | Path) -> Path:
         "layers": np.array(result.layers),
         "resolutions": np.array([result.resolutions[n] for n in result.layers], np.int64),
         "key_grids": np.array([result.key_grids[n] for n in result.layers], np.int64).reshape(-1, 2),
+        "gammas": np.array([result.gammas.get(n, np.nan) for n in result.layers], np.float32),
         "cells": np.array([result.cells[n] for n in result.layers], np.int64).reshape(len(result.layers), -1, 2),
         "images": result.images,
     }

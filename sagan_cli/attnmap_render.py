@@ -87,8 +87,8 @@ def _wrap(text: str, font, width: int) -> list[str]:
 
 
 LEGEND = ("Heat = attention weight of each key cell for the ringed query pixel, divided by that panel's max "
-          "(printed above it, also as a multiple of the uniform weight 1/N), so every panel spans the full bar. "
-          "Blocks are key cells (nearest-neighbour upsampling).")
+          "(printed above it, also as a multiple of the uniform weight 1/N over the N keys), so every panel spans "
+          "the full bar. Blocks are key cells (nearest-neighbour upsampling). gamma: the layer's output scale.")
 
 
 def figure(result) -> np.ndarray:
@@ -127,8 +127,9 @@ def figure(result) -> np.ndarray:
                 peak = float(amap.max())
                 draw.rectangle([x, y - 3 * LINE + 3, x + 8, y - 3 * LINE + 11], fill=query_colour(q), outline=INK)
                 draw.text((x + 12, y - 3 * LINE), f"{name} q{q} ({row},{col})", font=font, fill=INK)
-                draw.text((x, y - 2 * LINE), f"max {peak:.3g}", font=font, fill=INK)
-                draw.text((x, y - LINE), f"= {peak * amap.size:.3g}x uniform", font=font, fill=INK)
+                draw.text((x, y - 2 * LINE), f"max {peak:.3g} = {peak * amap.size:.3g}/N", font=font, fill=INK)
+                if name in result.gammas:
+                    draw.text((x, y - LINE), f"gamma {result.gammas[name]:+.3g}", font=font, fill=INK)
 
     bar_w = min(256, width - 2 * PAD - 90)
     bar = np.repeat(colormap(np.linspace(0, 1, bar_w))[None], 12, axis=0)

@@ -49,8 +49,8 @@ def test_saved_maps_are_distributions_over_each_layers_key_grid(cli, trained, tm
 @pytest.mark.parametrize("form", ["paper", "official"])
 def test_map_is_the_explicit_attention_row_at_the_query_cell(cli, trained, tmp_path, form):
     def liven(G, D):  # non-zero γ, so each attention layer changes what the next one sees
-        for m in list(G.attn.values()) + list(D.attn.values()):
-            m.gamma.data.fill_(0.7)
+        for i, m in enumerate(list(G.attn.values()) + list(D.attn.values())):
+            m.gamma.data.fill_(0.5 + 0.25 * i)
 
     ckpt = build_variant(trained, tmp_path / f"{form}.pt", edit=liven, attention=form, seed=3)
     queries = [(5, 27), (30, 2), (17, 17)]
@@ -58,6 +58,7 @@ def test_map_is_the_explicit_attention_row_at_the_query_cell(cli, trained, tmp_p
     r = cli("attn-map", ckpt, *args, "--seeds", "4,9", "--save-maps", "m.npz", "--device", "cpu")
     assert r.code == 0, r.stderr
     m = load_npz(tmp_path / "m.npz")
+    np.testing.assert_allclose(m["gammas"], [0.5, 0.75, 1.0, 1.25])  # g8, g16, d8, d4: each layer's own γ
     pooled = form == "official"
     for s, seed in enumerate([4, 9]):
         cfg, weights = reference_weights(ckpt, seed)
