@@ -69,3 +69,13 @@ class SelfAttention(nn.Module):
         if self.out is not None:
             o = self.out(o)
         return x + self.gamma * o
+
+
+def run_attention(block: SelfAttention, x: torch.Tensor, name: str, attn_weights: dict | None) -> torch.Tensor:
+    """Apply ``block``; with a dict, take the explicit path and store its weights under ``name``."""
+    if attn_weights is None:
+        return block(x)
+    found: list = []
+    y = block(x, weights=found)
+    attn_weights[name] = found[0]
+    return y

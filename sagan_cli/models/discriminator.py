@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from sagan_cli.config import ModelConfig, d_resolutions, width
-from sagan_cli.models.attention import SelfAttention
+from sagan_cli.models.attention import SelfAttention, run_attention
 
 
 class Discriminator(nn.Module):
@@ -30,12 +30,6 @@ class Discriminator(nn.Module):
         """x: B×3×S×S in [-1, 1] → B logits. Pass a dict to collect each layer's attention matrix."""
         for block, r in zip(self.blocks, self.resolutions):
             x = block(x)
-            key = str(r)
-            if key in self.attn:
-                if attn_weights is None:
-                    x = self.attn[key](x)
-                else:
-                    found: list = []
-                    x = self.attn[key](x, weights=found)
-                    attn_weights[f"d{key}"] = found[0]
+            if str(r) in self.attn:
+                x = run_attention(self.attn[str(r)], x, f"d{r}", attn_weights)
         return self.last(x).view(x.shape[0])

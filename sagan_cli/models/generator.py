@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from sagan_cli.config import ModelConfig, g_resolutions, width
-from sagan_cli.models.attention import SelfAttention
+from sagan_cli.models.attention import SelfAttention, run_attention
 
 
 def _up_block(cin: int, cout: int, first: bool) -> nn.Sequential:
@@ -36,12 +36,6 @@ class Generator(nn.Module):
         x = z.view(z.shape[0], -1, 1, 1)
         for block, r in zip(self.blocks, self.resolutions):
             x = block(x)
-            key = str(r)
-            if key in self.attn:
-                if attn_weights is None:
-                    x = self.attn[key](x)
-                else:
-                    found: list = []
-                    x = self.attn[key](x, weights=found)
-                    attn_weights[f"g{key}"] = found[0]
+            if str(r) in self.attn:
+                x = run_attention(self.attn[str(r)], x, f"g{r}", attn_weights)
         return torch.tanh(self.to_rgb(x))
