@@ -74,6 +74,15 @@ def _parse_resolutions(value: str | None, flag: str) -> tuple[int, ...] | None:
         raise SaganError(f"{flag} {value!r}: expected a comma-separated list of feature-map sizes, e.g. 16,32, or 'none'") from None
 
 
+MAX_ATTN_SEEDS = 64  # one figure row per seed: beyond this the PNG stops being readable
+
+
+def _png_out(path: Path | None, flag: str = "--out") -> Path | None:
+    if path is not None and path.suffix.lower() != ".png":
+        raise SaganError(f"{flag} {path}: output is written as PNG, give a file name ending in .png")
+    return path
+
+
 def _say(text: str) -> None:
     from rich.console import Console
 
@@ -172,6 +181,7 @@ def sample(
     from sagan_cli.device import validate_device_string
 
     validate_device_string(device)
+    _png_out(out)
     if out is not None and outdir is not None:
         raise SaganError("--out and --outdir conflict: a grid goes to --out, one file per image to --outdir")
     if interpolate is not None and outdir is not None:
@@ -227,7 +237,10 @@ def attn_map(
     from sagan_cli.sample import parse_seeds
     from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg
 
+    _png_out(out)
     seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
+    if len(seed_list) > MAX_ATTN_SEEDS:
+        raise SaganError(f"--seeds: {len(seed_list)} seeds, at most {MAX_ATTN_SEEDS} (one figure row each); split the range")
     queries = [attnmap.parse_query(q) for q in query]
     path = resolve_checkpoint_arg(ckpt)
     state = load_checkpoint(path)

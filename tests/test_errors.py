@@ -161,6 +161,7 @@ def test_resume_refuses_changed_identity_and_finished_runs(cli, good_ckpt):
         (["--n", "0"], "--n"),
         (["--truncation", "0"], "--truncation"),
         (["--device", "cuda"], "cuda"),
+        (["--out", "grid.jpg"], ".png"),
     ],
 )
 def test_bad_sample_options(cli, good_ckpt, args, fragment):
@@ -177,3 +178,8 @@ def test_errors_are_one_line_in_a_real_subprocess(tmp_path):
     assert r.returncode == 2 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
     r = run_sagan("sample", "--n", "-3", cwd=tmp_path)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,fragment", [(["--seeds", "0-64"], "at most 64"), (["--out", "a.jpg"], ".png")])
+def test_bad_attn_map_options(cli, good_ckpt, args, fragment):
+    assert_one_line_error(cli("attn-map", good_ckpt, "--query", "1,1", *args), fragment)
