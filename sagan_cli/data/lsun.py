@@ -20,7 +20,7 @@ SPLITS = ("train", "val")
 DEFAULT_URL_BASE = "http://dl.yf.io/lsun/scenes"
 URL_ENV = "SAGAN_LSUN_URL"
 _KEY = re.compile(rb"[0-9a-f]{40}")
-_KEY_BATCH = 4096
+_KEY_BATCH = 32
 
 
 def stem(category: str, split: str) -> str:
@@ -89,30 +89,35 @@ class LmdbSource:
         return self.count
 
     def items(self, start: int) -> Iterator[bytes]:
-        """Keys from position ``start`` on, read in batches so no transaction stays open
-        while the caller works (the env may be re-mapped in between)."""
-        from sagan_cli.data.worker import lmdb_env
+        """Keys from position ``start`` on, in batches of ``_KEY_BATCH``, each read with
+        the database opened and closed around it: py-lmdb touches each value's pages
+        as the cursor moves (so they are in the page cache when a worker reads them),
+        and unmapping after every batch keeps this process's memory flat. No handle
+        is open between batches — in particular not when worker processes are forked."""
+        from sagan_cli.data.worker import open_lmdb
 
-        handle = lmdb_env(str(self.directory))
         last: bytes | None = None
         to_skip = start
         while True:
             batch: list[bytes] = []
-            steps = 0
-            with handle.get().begin() as txn:
-                cursor = txn.cursor()
-                more = cursor.set_range(last) if last is not None else cursor.first()
-                if more and last is not None and cursor.key() == last:
-                    more = cursor.next()
-                while more and steps < _KEY_BATCH:
-                    key = cursor.key()
-                    if to_skip:
-                        to_skip -= 1
-                    else:
-                        batch.append(key)
-                    last, steps = key, steps + 1
-                    more = cursor.next()
-            handle.touched += 100 * steps  # leaf pages holding the keys (a rough count)
+            env = open_lmdb(str(self.directory))
+            try:
+                with env.begin() as txn:
+                    cursor = txn.cursor()
+                    more = cursor.set_range(last) if last is not None else cursor.first()
+                    if more and last is not None and cursor.key() == last:
+                        more = cursor.next()
+                    steps = 0
+                    while more and steps < _KEY_BATCH:
+                        last = cursor.key()
+                        if to_skip:
+                            to_skip -= 1
+                        else:
+                            batch.append(last)
+                        steps += 1
+                        more = cursor.next()
+            finally:
+                env.close()
             yield from batch
             if not more:
                 return

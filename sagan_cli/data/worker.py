@@ -1,11 +1,11 @@
 """What runs in the worker processes: fetch a chunk of entries, decode, crop, resize.
 
 A task is plain data — a reader spec such as ``("lmdb", dir)``, the transform and
-a list of keys — so nothing with an open handle is ever pickled. Each process
-opens an LSUN lmdb lazily, read-only and lock-free, the first time it needs it,
-and re-opens it after reading ``REMAP_BYTES`` so that the pages it has touched
-leave its resident set: memory stays flat however large the database.
-Only NumPy, Pillow and lmdb are imported here.
+a list of keys — so nothing with an open handle is ever pickled. A worker opens an
+LSUN lmdb itself, read-only and lock-free, when a chunk needs it, and closes it
+when the chunk is done (about 40 µs): py-lmdb and the kernel map far more of the
+file than the values read, and unmapping after each chunk keeps the resident set
+flat however large the database. Only NumPy, Pillow and lmdb are imported here.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ import numpy as np
 
 from sagan_cli.data.imageops import decode, describe_error, to_square
 
-REMAP_BYTES = 64 << 20
-
 
 @dataclass(frozen=True)
 class Transform:
@@ -28,58 +26,25 @@ class Transform:
     resample: str = "lanczos"
 
 
-class _Env:
-    def __init__(self, path: str):
-        self.path, self.env, self.touched = path, None, 0
-
-    def get(self):
-        if self.env is not None and self.touched >= REMAP_BYTES:
-            self.close()
-        if self.env is None:
-            self.env = open_lmdb(self.path)
-        return self.env
-
-    def close(self) -> None:
-        if self.env is not None:
-            self.env.close()
-        self.env, self.touched = None, 0
-
-
-_ENVS: dict[str, _Env] = {}
-
-
 def open_lmdb(path: str):
     import lmdb
 
     return lmdb.open(path, subdir=True, readonly=True, lock=False, readahead=False, meminit=False, max_readers=4)
 
 
-def lmdb_env(path: str) -> _Env:
-    """This process's lazily opened handle on the lmdb in directory ``path``."""
-    if path not in _ENVS:
-        _ENVS[path] = _Env(path)
-    return _ENVS[path]
-
-
-def close_all() -> None:
-    for handle in _ENVS.values():
-        handle.close()
-    _ENVS.clear()
-
-
-def ignore_sigint() -> None:
+def worker_init() -> None:
     """Pool initializer: Ctrl-C is the parent's to handle (it saves progress and stops us)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _fetch_lmdb(path: str, keys: list[bytes]):
-    handle = lmdb_env(path)
-    env = handle.get()
-    with env.begin(buffers=False) as txn:
-        for key in keys:
-            value = txn.get(key)
-            handle.touched += len(value or b"") + len(key)
-            yield key.decode("ascii", "replace"), value
+    env = open_lmdb(path)
+    try:
+        with env.begin(buffers=False) as txn:
+            for key in keys:
+                yield key.decode("ascii", "replace"), txn.get(key)
+    finally:
+        env.close()
 
 
 def _fetch_files(root: str, names: list[str]):
