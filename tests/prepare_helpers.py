@@ -137,3 +137,10 @@ class FileServer:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def die_in_worker(*args):
+    """Stands in for the worker's chunk function: the process vanishes (as if OOM-killed)."""
+    import os
+
+    os._exit(9)

@@ -58,7 +58,9 @@ def test_default_out_and_source_found_in_lsun_dir(cli, tmp_path, lsun_src):
     assert r.code == 0, r.stderr
     assert "unpacked earlier" in r.stdout
     assert len(open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-24")) == 69
-    r = cli("prepare", "lsun", CATEGORY, "--split", "val", "--lmdb", directory, "--imsize", 16, "--workers", 1)
+    val = directory.parent / f"{CATEGORY}_val_lmdb"
+    directory.rename(val)
+    r = cli("prepare", "lsun", CATEGORY, "--split", "val", "--lmdb", val, "--imsize", 16, "--workers", 1)
     assert r.code == 0, r.stderr
     assert json.loads((tmp_path / "data" / f"lsun-{CATEGORY}-val-16" / "meta.json").read_text())["split"] == "val"
 
@@ -163,3 +165,62 @@ def test_all_entries_undecodable(cli, tmp_path):
     assert_one_line_error(r, "no image could be decoded")
     with pytest.raises(SaganError, match="not a complete"):
         open_dataset(tmp_path / "o")
+
+
+def test_wrong_category_is_refused(cli, tmp_path, lsun_src):
+    directory, _ = lsun_src
+    other = directory.parent / "bridge_train_lmdb"
+    directory.rename(other)
+    assert_one_line_error(cli("prepare", "lsun", CATEGORY, "--lmdb", other), "holds LSUN bridge train", "church_outdoor")
+    zip_path = make_zip(other, tmp_path / "bridge_train_lmdb.zip")
+    assert_one_line_error(cli("prepare", "lsun", CATEGORY, "--zip", zip_path), "bridge")
+    assert_one_line_error(cli("prepare", "lsun", "bridge", "--split", "val", "--lmdb", other), "bridge train", "bridge val")
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_other_start_methods_give_the_same_bytes(cli, tmp_path, lsun_src, monkeypatch, method):
+    """fork is used on Linux; macOS (and Linux with threads or torch loaded) get forkserver/spawn."""
+    import multiprocessing
+
+    from sagan_cli.data import prepare
+
+    directory, values = lsun_src
+    monkeypatch.setattr(prepare, "_pool_context", lambda: multiprocessing.get_context(method))
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    assert r.code == 0, r.stderr
+    assert "2 workers" in r.stdout
+    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 16)[0])
+
+
+def test_a_worker_that_dies_is_one_line_and_resumable(cli, tmp_path, lsun_src, monkeypatch):
+    import prepare_helpers
+
+    from sagan_cli.data import prepare
+
+    directory, values = lsun_src
+    real = prepare.process_chunk
+    monkeypatch.setattr(prepare, "process_chunk", prepare_helpers.die_in_worker)
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    assert_one_line_error(r, "worker process died", "re-run")
+    with pytest.raises(SaganError):
+        open_dataset(tmp_path / "o")
+    monkeypatch.setattr(prepare, "process_chunk", real)
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    assert r.code == 0, r.stderr
+    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 16)[0])
+
+
+def test_categories_complete_and_prepare_cli_imports_stay_light():
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    env = dict(os.environ, _SAGAN_COMPLETE="complete_bash", COMP_WORDS="sagan prepare lsun c", COMP_CWORD="3",
+               PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-m", "sagan_cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert set(out.stdout.split()) == {"church_outdoor", "classroom", "conference_room"}
+    code = ("import sys, sagan_cli.prepare_cli; "
+            "sys.exit(int(any(m in sys.modules for m in ('torch', 'numpy', 'PIL', 'lmdb'))))")
+    assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO))).returncode == 0

@@ -32,6 +32,14 @@ def url_for(category: str, split: str) -> str:
     return f"{base.rstrip('/')}/{stem(category, split)}.zip"
 
 
+def check_stem(name: str, category: str, split: str, what: str) -> None:
+    """Refuse an LSUN lmdb/zip whose standard name says it is another category or split."""
+    m = re.fullmatch(r"(\w+?)_(train|val)_lmdb(\.zip)?", name)
+    if m and m.group(1) in CATEGORIES and (m.group(1), m.group(2)) != (category, split):
+        raise SaganError(f"{what} holds LSUN {m.group(1)} {m.group(2)}, but the command asks for {category} {split}; "
+                         f"run `sagan prepare lsun {m.group(1)}{' --split val' if m.group(2) == 'val' else ''} ...`")
+
+
 def find_lmdb_dir(path: Path, category: str, split: str) -> Path:
     """The directory holding data.mdb: ``path`` itself, its parent if it is data.mdb, or
     ``path/<category>_<split>_lmdb`` (the folder an LSUN zip unpacks to)."""
@@ -43,6 +51,7 @@ def find_lmdb_dir(path: Path, category: str, split: str) -> Path:
         raise SaganError(f"--lmdb {path}: expected the unpacked {stem(category, split)}/ directory holding data.mdb")
     for candidate in (path, path / stem(category, split)):
         if (candidate / "data.mdb").is_file():
+            check_stem(candidate.resolve().name, category, split, f"--lmdb {path}")
             return candidate
     raise SaganError(f"--lmdb {path}: no data.mdb inside; pass the unpacked {stem(category, split)}/ directory")
 
@@ -133,7 +142,10 @@ def resolve_lmdb(category: str, split: str, lmdb: Path | None, zip_file: Path | 
     if lmdb is not None:
         return find_lmdb_dir(lmdb, category, split)
     if zip_file is not None:
-        return extract_lmdb_zip(zip_file, lsun_dir, say)
+        check_stem(Path(zip_file).name, category, split, f"--zip {zip_file}")
+        lmdb_dir = extract_lmdb_zip(zip_file, lsun_dir, say)
+        check_stem(lmdb_dir.name, category, split, f"--zip {zip_file}")
+        return lmdb_dir
     if download:
         from sagan_cli.data.download import download_file
 

@@ -256,7 +256,8 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
     except OSError as exc:
         if npyfile.disk_full(exc):
             raise _disk_full(out) from None
-        raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise SaganError(f"cannot write the dataset in {out}: {where}{exc.strerror or exc}") from None
     outcome = Outcome(out, run.written, run.skipped_count, resumed_from=start_written, elapsed_s=elapsed)
     return _finish_preview(outcome, opts)
 
