@@ -63,8 +63,9 @@ def _run(out: Path, request: dict, make_source, imsize: int, crop, resample, max
         _say(f"{out} is already prepared: {res.count} images of {imsize}px, {skipped}; pass --force to rebuild it")
     else:
         resumed = f", resumed at {res.resumed_from}" if res.resumed_from else ""
-        _say(f"prepared {res.count} images of {imsize}px in {out} in {res.elapsed_s:.1f}s "
-             f"({res.rate:.0f} img/s with {opts.workers} worker{'s' if opts.workers > 1 else ''}{resumed}); {skipped}")
+        speed = f"{res.rate:.0f} img/s with {res.workers} worker{'s' if res.workers != 1 else ''}{resumed}" \
+            if res.workers else "only the files were left to finish"
+        _say(f"prepared {res.count} images of {imsize}px in {out} in {res.elapsed_s:.1f}s ({speed}); {skipped}")
     if res.preview is not None:
         _say(f"preview: {res.preview}")
 

@@ -227,3 +227,19 @@ def test_preview_grid(cli, tmp_path):
     (tmp_path / "ds" / "preview.png").unlink()
     r = cli(*SYN, "--preview")  # already prepared: the preview is still written
     assert "already prepared" in r.stdout and (tmp_path / "ds" / "preview.png").exists()
+
+
+def test_a_source_that_changed_is_not_resumed(cli, tmp_path, monkeypatch, commit_every_chunk):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    for i in range(40):
+        Image.new("RGB", (12, 10), (i, 2 * i, 3 * i)).save(tmp_path / "imgs" / f"{i:03d}.png")
+    restore = _fail_on_call(monkeypatch, prepare, "process_chunk", 2, KeyboardInterrupt())
+    assert cli("prepare", "folder", "imgs", "--imsize", 8, "--workers", 1, "--out", "o").code == 130
+    restore()
+    Image.new("RGB", (12, 10)).save(tmp_path / "imgs" / "new.png")
+    r = cli("prepare", "folder", "imgs", "--imsize", 8, "--out", "o")
+    assert_one_line_error(r, "source changed", "entries 40 → 41", "--force")
+    r = cli("prepare", "folder", "imgs", "--imsize", 8, "--out", "o", "--force")
+    assert r.code == 0 and len(open_dataset(tmp_path / "o")) == 41

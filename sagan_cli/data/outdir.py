@@ -16,7 +16,7 @@ PROGRESS_FORMAT = "sagan-prepare-progress"
 OURS = (META, PROGRESS, IMAGES, PREVIEW)
 
 
-def _differences(old: dict, new: dict) -> str:
+def differences(old: dict, new: dict) -> str:
     keys = sorted(set(old) | set(new))
     return ", ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
@@ -56,14 +56,14 @@ def inspect(out: Path, request: dict, force: bool) -> tuple[str, dict | None]:
             return "fresh", None
         if meta.get("request") != request:
             raise SaganError(f"--out {out} already holds a dataset made differently "
-                             f"({_differences(meta.get('request') or {}, request)}); "
+                             f"({differences(meta.get('request') or {}, request)}); "
                              "pass --force to rebuild it or choose another --out")
         (out / PROGRESS).unlink(missing_ok=True)  # left by a crash right after meta.json was written
         return "done", meta
     if progress is not None and not force:
         if progress.get("request") != request:
             raise SaganError(f"--out {out} holds an unfinished dataset made differently "
-                             f"({_differences(progress.get('request') or {}, request)}); "
+                             f"({differences(progress.get('request') or {}, request)}); "
                              "re-run the original command to finish it, or pass --force to start over")
         return "resume", progress
     if any((out / name).exists() for name in OURS):

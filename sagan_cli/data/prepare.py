@@ -64,6 +64,7 @@ class Outcome:
     already: bool = False
     resumed_from: int = 0
     elapsed_s: float = 0.0
+    workers: int = 0
     preview: Path | None = None
 
     @property
@@ -201,7 +202,7 @@ def _disk_full(out: Path) -> SaganError:
 
 def _check_resumable(out: Path, progress: dict, identity: dict, capacity: int) -> None:
     if progress.get("identity") != identity or progress.get("capacity") != capacity:
-        raise SaganError(f"the source changed since {out} was started ({outdir._differences(progress.get('identity') or {}, identity)}); "
+        raise SaganError(f"the source changed since {out} was started ({outdir.differences(progress.get('identity') or {}, identity)}); "
                          "pass --force to start over")
     path = out / IMAGES
     need = npyfile.HEADER_BYTES + int(progress.get("written", 0)) * npyfile.row_bytes(progress["request"]["imsize"])
@@ -258,7 +259,8 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             raise _disk_full(out) from None
         where = f"{exc.filename}: " if exc.filename else ""
         raise SaganError(f"cannot write the dataset in {out}: {where}{exc.strerror or exc}") from None
-    outcome = Outcome(out, run.written, run.skipped_count, resumed_from=start_written, elapsed_s=elapsed)
+    outcome = Outcome(out, run.written, run.skipped_count, resumed_from=start_written, elapsed_s=elapsed,
+                      workers=run.workers)
     return _finish_preview(outcome, opts)
 
 
