@@ -6,6 +6,7 @@ Kept free of anything but NumPy and Pillow: it runs inside the worker processes.
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 
@@ -50,6 +51,6 @@ def to_square(img, size: int, crop: str = "center", resample: str = "lanczos") -
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short one-line reason for a skip record."""
-    text = " ".join(str(exc).split()) or "no details"
+    """A short one-line reason for a skip record, the same on every run (no object addresses)."""
+    text = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", " ".join(str(exc).split())) or "no details"
     return f"{type(exc).__name__}: {text}"[:200]
