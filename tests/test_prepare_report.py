@@ -28,6 +28,16 @@ def test_rich_bar_on_a_terminal():
     assert "10/10" in buf.getvalue() and "1 skipped" in buf.getvalue()
 
 
+def test_download_bar_learns_its_total():
+    from rich.console import Console
+
+    rep = report.Reporter("download", None, unit="bytes", console=Console(file=io.StringIO(), force_terminal=True))
+    rep.total = 5_000_000  # known once the server answers
+    rep.update(1_000_000)
+    assert rep._progress.tasks[0].total == 5_000_000
+    rep.close()
+
+
 def test_byte_progress_lines():
     from rich.console import Console
 

@@ -54,7 +54,7 @@ class Reporter:
         now = time.monotonic()
         if self._progress is not None:
             rate = f"{self.rate():.0f} {self.unit}/s" if self.unit != "bytes" else ""
-            self._progress.update(self._task, completed=done, note=self.note, rate=rate)
+            self._progress.update(self._task, total=self.total, completed=done, note=self.note, rate=rate)
         elif now - self._last_line >= PLAIN_EVERY_S:
             self._last_line = now
             self.console.print(self.line(), markup=False)
