@@ -224,3 +224,17 @@ def test_categories_complete_and_prepare_cli_imports_stay_light():
     code = ("import sys, sagan_cli.prepare_cli; "
             "sys.exit(int(any(m in sys.modules for m in ('torch', 'numpy', 'PIL', 'lmdb'))))")
     assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO))).returncode == 0
+
+
+def test_resume_position_skips_straight_to_the_next_key(tmp_path, lsun_src, monkeypatch):
+    """A resumed LSUN run continues after the last key done (set_range), without walking the rest."""
+    from sagan_cli.data import lsun
+
+    directory, values = lsun_src
+    source = lsun.LmdbSource(directory, CATEGORY, "train")
+    keys = sorted(values)
+    assert list(source.items(0)) == keys
+    assert list(source.items(40)) == keys[40:]  # by count (no position recorded)
+    monkeypatch.setattr(lsun, "_KEY_BATCH", 4)
+    assert list(source.items(40, source.position(keys[39]))) == keys[40:]
+    assert list(source.items(0, source.position(keys[-1]))) == []

@@ -74,10 +74,22 @@ def test_resume_keeps_skip_records(cli, tmp_path, monkeypatch, commit_every_chun
     restore = _fail_on_call(monkeypatch, prepare, "process_chunk", 2, KeyboardInterrupt())
     assert cli(*args, "ds").code == 130
     restore()
+    state = json.loads((tmp_path / "ds" / "progress.json").read_text())
+    assert state["consumed"] == 32 and bytes.fromhex(state["position"]) == sorted(_keys(tmp_path))[31]
     assert cli(*args, "ds").code == 0
     whole, ds = open_dataset(tmp_path / "whole"), open_dataset(tmp_path / "ds")
     assert ds.meta["skipped"] == whole.meta["skipped"] and ds.meta["skipped_count"] == 2
     np.testing.assert_array_equal(np.asarray(ds.images), np.asarray(whole.images))
+
+
+def _keys(tmp_path):
+    import lmdb
+
+    env = lmdb.open(str(tmp_path / "src" / "church_outdoor_train_lmdb"), readonly=True, lock=False)
+    with env.begin() as txn:
+        keys = [k for k, _ in txn.cursor()]
+    env.close()
+    return keys
 
 
 def test_sigint_to_a_real_process_then_resume(tmp_path):

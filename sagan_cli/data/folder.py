@@ -58,7 +58,10 @@ class FolderSource:
     def __len__(self) -> int:
         return self.count
 
-    def items(self, start: int) -> Iterator[str]:
+    def position(self, item: str) -> None:
+        return None  # resumed by count: re-listing is cheap
+
+    def items(self, start: int, position: None = None) -> Iterator[str]:
         it = walk_images(self.root)
         for _ in range(start):
             next(it, None)

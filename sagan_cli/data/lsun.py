@@ -97,16 +97,22 @@ class LmdbSource:
     def __len__(self) -> int:
         return self.count
 
-    def items(self, start: int) -> Iterator[bytes]:
-        """Keys from position ``start`` on, in batches of ``_KEY_BATCH``, each read with
+    def position(self, key: bytes) -> str:
+        """Where a resumed run continues: after this key (hex, so any bytes survive JSON)."""
+        return key.hex()
+
+    def items(self, start: int, position: str | None = None) -> Iterator[bytes]:
+        """Keys from entry ``start`` on — directly after key ``position`` when given, so a
+        resume does not walk (and, through py-lmdb's value preload, read) the entries
+        already done. In batches of ``_KEY_BATCH``, each read with
         the database opened and closed around it: py-lmdb touches each value's pages
         as the cursor moves (so they are in the page cache when a worker reads them),
         and unmapping after every batch keeps this process's memory flat. No handle
         is open between batches — in particular not when worker processes are forked."""
         from sagan_cli.data.worker import open_lmdb
 
-        last: bytes | None = None
-        to_skip = start
+        last: bytes | None = bytes.fromhex(position) if position else None
+        to_skip = 0 if position else start
         while True:
             batch: list[bytes] = []
             env = open_lmdb(str(self.directory))

@@ -42,7 +42,8 @@ class Source(Protocol):
     info: dict  # extra meta.json fields
 
     def __len__(self) -> int: ...
-    def items(self, start: int) -> Iterator: ...
+    def items(self, start: int, position=None) -> Iterator: ...
+    def position(self, item): ...  # JSON-able "continue after item", or None to resume by count
 
 
 @dataclass
@@ -139,22 +140,22 @@ class Decoder:
             raise SaganError("a worker process died (out of memory?); re-run the same command to resume, "
                              "perhaps with fewer --workers") from None
 
-    def run(self, source: Source, transform: Transform, start: int) -> Iterator[tuple[int, tuple]]:
-        """(entries in chunk, (images, skips)) for consecutive chunks from entry ``start``, in order."""
-        chunks = _chunks(source.items(start), source.chunk_size)
+    def run(self, source: Source, transform: Transform, start: int, position=None) -> Iterator[tuple[list, tuple]]:
+        """(chunk, (images, skips)) for consecutive chunks from entry ``start``, in order."""
+        chunks = _chunks(source.items(start, position), source.chunk_size)
         if self.pool is None:
             for chunk in chunks:
-                yield len(chunk), process_chunk(source.reader, transform, chunk)
+                yield chunk, process_chunk(source.reader, transform, chunk)
             return
         pending: deque = deque()
         for chunk in chunks:
-            pending.append((len(chunk), self.pool.submit(process_chunk, source.reader, transform, chunk)))
+            pending.append((chunk, self.pool.submit(process_chunk, source.reader, transform, chunk)))
             if len(pending) >= 4 * self.workers:
-                n, fut = pending.popleft()
-                yield n, self._wait(fut)
+                chunk, fut = pending.popleft()
+                yield chunk, self._wait(fut)
         while pending:
-            n, fut = pending.popleft()
-            yield n, self._wait(fut)
+            chunk, fut = pending.popleft()
+            yield chunk, self._wait(fut)
 
 
 def _take(n_entries: int, images: np.ndarray, skips: list, need: int) -> tuple[int, np.ndarray, list]:
@@ -177,6 +178,7 @@ class _Run:
         self.written = int(state.get("written", 0))
         self.skipped: list[dict] = list(state.get("skipped", []))
         self.skipped_count = int(state.get("skipped_count", len(self.skipped)))
+        self.position = state.get("position")
         self.workers = 0
 
     def add_skips(self, skips: list) -> None:
@@ -190,7 +192,7 @@ class _Run:
             writer.flush()  # rows reach the file before progress.json claims them
         outdir.save_progress(self.out, {
             "request": self.request, "identity": self.identity, "capacity": self.capacity,
-            "consumed": self.consumed, "written": self.written,
+            "consumed": self.consumed, "written": self.written, "position": self.position,
             "skipped": self.skipped, "skipped_count": self.skipped_count,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
@@ -275,11 +277,12 @@ def _fill(run: _Run, source: Source, transform: Transform, opts: Options, images
         with Decoder(workers) as decoder:  # before the reporter: a pool is started without threads around
             reporter = reporter_cls("prepare", target, done=run.written)
             last_commit = time.monotonic()
-            for n_entries, (images, skips) in decoder.run(source, transform, run.consumed):
-                n_entries, images, skips = _take(n_entries, images, skips, target - run.written)
+            for chunk, (images, skips) in decoder.run(source, transform, run.consumed, run.position):
+                n_entries, images, skips = _take(len(chunk), images, skips, target - run.written)
                 writer.write(images)
                 run.written += len(images)
                 run.consumed += n_entries
+                run.position = source.position(chunk[n_entries - 1])
                 run.add_skips(skips)
                 reporter.update(run.written, note=f"{run.skipped_count} skipped" if run.skipped_count else "")
                 if run.written >= target:

@@ -76,5 +76,8 @@ class SyntheticSource:
     def __len__(self) -> int:
         return self.count
 
-    def items(self, start: int) -> Iterator[int]:
+    def position(self, item: int) -> None:
+        return None
+
+    def items(self, start: int, position: None = None) -> Iterator[int]:
         return iter(range(start, self.count))
