@@ -175,3 +175,23 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path, sig
     assert f"step-{latest['step']:07d}.pt" in os.listdir(ckdir)
     assert "--resume" in out
     assert not [p for p in os.listdir(ckdir) if p.endswith(".tmp")], "temporary file left behind"
+
+
+def test_atomic_writes_get_normal_permissions_and_leave_no_temp_on_failure(tmp_path):
+    import os
+
+    from sagan_cli.fsutil import atomic_open
+
+    old = os.umask(0o022)
+    try:
+        with atomic_open(tmp_path / "f.bin") as fh:
+            fh.write(b"ok")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    with pytest.raises(OSError):
+        with atomic_open(tmp_path / "f.bin") as fh:
+            fh.write(b"half")
+            raise OSError(28, "No space left on device")
+    assert (tmp_path / "f.bin").read_bytes() == b"ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
