@@ -36,3 +36,18 @@ def test_real_workflow_commands_run(cli, tmp_path):
         r = cli(*shlex.split(command)[1:])
         assert r.code == 0, f"{command}\n{r.stdout}\n{r.stderr}"
     assert (tmp_path / "grid.png").exists() and (tmp_path / "attn-map.png").exists()
+
+
+def test_demo_script_runs_the_whole_workflow_small(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SAGAN_DEMO_STEPS="4", SAGAN_DEMO_COUNT="128", SAGAN_DEMO_DIR=str(tmp_path / "demo"),
+               PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "demo.py")], env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name in ("samples.png", "interpolation.png", "attn-map.png", "attn-maps.npz", "data/synthetic-32/preview.png"):
+        assert (tmp_path / "demo" / name).exists(), name
+    assert "demo finished" in r.stdout and "attention map" in r.stdout
