@@ -209,7 +209,7 @@ def sample(
         files = core.write_per_image(images, seed_list, outdir)
         _say(f"{len(files)} images from {path} → {outdir}/ ({files[0].name} … {files[-1].name})")
     else:
-        target = save_png(grid(images, nrow=nrow or core.default_nrow(len(images))), out or Path("samples.png"))
+        target = save_png(grid(images, nrow=nrow), out or Path("samples.png"))
         _say(f"{len(images)} images from {path} (step {state['step']}, {'EMA' if ema else 'raw'} G) → {target}")
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sagan_cli.errors import SaganError
 
@@ -78,8 +78,6 @@ class ModelConfig:
                     f"--{net}-attn {r}: {net.upper()} has no {r}x{r} feature map at imsize {self.imsize} "
                     f"(choose from {','.join(map(str, allowed))}, or 'none')"
                 )
-            if self.attention == "official" and r < 2:
-                raise SaganError(f"--{net}-attn {r}: the official form pools keys 2x2 and needs r >= 2")
             if width(conv_dim, self.imsize, r) < 8:
                 raise SaganError(f"--{net}-conv-dim {conv_dim} is too narrow for attention at {r}x{r} (needs >= 8 channels)")
 
@@ -117,7 +115,6 @@ class TrainConfig:
     data: str = ""
     name: str = ""
     tensorboard: bool = False
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
         checks = [

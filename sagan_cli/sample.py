@@ -6,7 +6,6 @@ whatever the device or batch size, so ``--seeds 12`` is a stable name for an ima
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -97,10 +96,6 @@ def interpolation_latents(seeds: list[int], steps: int, z_dim: int, truncation: 
     ends = [latent(s, z_dim, truncation) for s in seeds]
     ts = [i / (steps - 1) for i in range(steps)]
     return [slerp(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
-
-
-def default_nrow(n: int) -> int:
-    return max(1, int(math.ceil(math.sqrt(n))))
 
 
 def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[Path]:

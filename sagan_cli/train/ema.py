@@ -17,11 +17,9 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float, start: int):
         self.decay, self.start = decay, start
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self._src_model = None
         self._bind(model)
 
     def _bind(self, model: nn.Module) -> None:
-        self._src_model = model
         src_p = dict(model.named_parameters())
         self._pairs_p = [(p, src_p[n]) for n, p in self.model.named_parameters()]
         src_b = dict(model.named_buffers())

@@ -10,7 +10,6 @@ device and read back only at log steps: no host sync inside a step.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import time
 from dataclasses import dataclass
@@ -275,9 +274,3 @@ class Trainer:
             return TrainOutcome(self.step, self.run_dir, self.last_checkpoint, EXIT_SIGTERM, "terminated")
         return TrainOutcome(self.step, self.run_dir, self.last_checkpoint, 0, "interrupted")
 
-
-def read_config(run_dir: Path) -> dict:
-    try:
-        return json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
