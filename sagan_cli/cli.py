@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
+    if rv == 130:  # Typer turns a Ctrl-C that no command handled into a silent Exit(130)
+        print("error: interrupted", file=sys.stderr)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -183,3 +183,15 @@ def test_errors_are_one_line_in_a_real_subprocess(tmp_path):
 @pytest.mark.parametrize("args,fragment", [(["--seeds", "0-64"], "at most 64"), (["--out", "a.jpg"], ".png")])
 def test_bad_attn_map_options(cli, good_ckpt, args, fragment):
     assert_one_line_error(cli("attn-map", good_ckpt, "--query", "1,1", *args), fragment)
+
+
+def test_ctrl_c_outside_a_commands_own_handling_is_one_line_and_exit_130(cli, monkeypatch):
+    import sagan_cli.sample
+
+    def interrupted(spec):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sagan_cli.sample, "parse_seeds", interrupted)
+    r = cli("sample", "--seeds", "1")
+    assert r.code == 130
+    assert_one_line_error(r, "interrupted")
