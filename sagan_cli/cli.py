@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from sagan_cli.errors import SaganError
+from sagan_cli.evaluate_cli import evaluate as evaluate_command
 from sagan_cli.prepare_cli import prepare_app
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(prepare_app, name="prepare")
+app.command("evaluate")(evaluate_command)
 
 
 def _click():
