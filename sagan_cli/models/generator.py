@@ -11,7 +11,9 @@ from sagan_cli.models.attention import SelfAttention, run_attention
 
 
 def _up_block(cin: int, cout: int, first: bool) -> nn.Sequential:
-    conv = nn.ConvTranspose2d(cin, cout, 4, 1, 0) if first else nn.ConvTranspose2d(cin, cout, 4, 2, 1)
+    # No bias: BatchNorm subtracts the batch mean, so a bias here has no effect on the
+    # output and a zero true gradient (Adam would only random-walk it on rounding noise).
+    conv = nn.ConvTranspose2d(cin, cout, 4, 1, 0, bias=False) if first else nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)
     return nn.Sequential(spectral_norm(conv), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
