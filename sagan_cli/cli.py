@@ -32,13 +32,26 @@ def _click():
     return click
 
 
+_ARGV: list[str] = []  # the words after `sagan`, for `train --nproc` to hand on to its processes
+
+
+def _rank_prefix() -> str:
+    """'rank N: ' inside a multi-process job, so each process's error says who it is."""
+    import os
+
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and "RANK" in os.environ:
+        return f"rank {os.environ['RANK']}: "
+    return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every user error becomes one line on stderr and a non-zero exit."""
     click = _click()
+    _ARGV[:] = sys.argv[1:] if argv is None else list(argv)
     try:
         rv = app(args=argv, prog_name="sagan", standalone_mode=False)
     except SaganError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_rank_prefix()}{exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # bare `sagan`: show help
         print(exc.format_message())
@@ -100,7 +113,7 @@ def train(
     imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256."),
     data: Path | None = typer.Option(None, help="Prepared dataset directory (default: newest with this --imsize under ./data)."),
     steps: int = typer.Option(100_000, min=1, help="Train until this many G steps in total."),
-    batch: int = typer.Option(64, min=1, help="Batch size (images per D and per G step)."),
+    batch: int = typer.Option(64, min=1, help="Global batch size (images per D and per G step, split over processes)."),
     outdir: Path = typer.Option(Path("runs"), help="Parent directory of run directories."),
     name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
     resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --outdir) or a checkpoint path."),
@@ -127,11 +140,29 @@ def train(
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA (no effect on CPU)."),
     compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile G and D (default: on for CUDA, off otherwise)."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs the tensorboard package)."),
+    nproc: int | None = typer.Option(None, min=1, help="Train with N processes on this machine (one per GPU; gloo on CPU), as torchrun does."),
+    sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn", help="With several processes: G's BatchNorm statistics over the global batch."),
+    dist_timeout: int = typer.Option(600, min=10, help="With several processes: seconds a rank waits for the others before giving up."),
 ):
     """Train a SAGAN on a prepared dataset; Ctrl-C saves a checkpoint and exits 0."""
     from sagan_cli.device import validate_device_string
+    from sagan_cli.train import distributed
 
     validate_device_string(device)
+    dist = distributed.context_from_env()
+    if nproc is not None and dist.enabled:
+        raise SaganError("--nproc cannot be used inside torchrun (torchrun already started the processes); drop --nproc")
+    if nproc is not None and nproc > 1:
+        if device.startswith("cuda:") or device == "mps":
+            raise SaganError(f"--nproc {nproc} with --device {device}: each process takes its own device; use --device cuda, cpu or auto")
+        distributed.check_batch(batch, nproc)
+        from sagan_cli.train.launch import launch_local, strip_nproc
+
+        words = _ARGV[_ARGV.index("train") + 1 :] if "train" in _ARGV else []
+        code = launch_local(nproc, strip_nproc(words), outdir, _say)
+        if code:
+            raise typer.Exit(code)
+        return
     if resume is not None and resume != "latest" and not Path(resume).exists():
         raise SaganError(f"--resume {resume}: no such checkpoint (use 'latest' or a path to a .pt file)")
     model_opts = dict(imsize=imsize, z_dim=z_dim, g_conv_dim=g_conv_dim, d_conv_dim=d_conv_dim,
@@ -140,18 +171,27 @@ def train(
     train_opts = dict(steps=steps, batch=batch, lr_g=lr_g, lr_d=lr_d, beta1=beta1, beta2=beta2, ema=ema,
                       ema_decay=ema_decay, ema_start=ema_start, amp=amp, compile=compile, seed=seed,
                       log_every=log_every, sample_every=sample_every, ckpt_every=ckpt_every,
-                      keep_ckpts=keep_ckpts, n_samples=n_samples, name=name or "", tensorboard=tensorboard)
+                      keep_ckpts=keep_ckpts, n_samples=n_samples, name=name or "", tensorboard=tensorboard,
+                      sync_bn=sync_bn)
     explicit = {p for p in list(model_opts) + list(train_opts) if _from_command_line(ctx, p)}
-    from sagan_cli.train.logger import TrainLogger
+    from sagan_cli.train.logger import NullLogger, TrainLogger
     from sagan_cli.train.session import prepare_run
 
     trainer = prepare_run(model_opts=model_opts, train_opts=train_opts, explicit=explicit, resume=resume,
-                          outdir=outdir, data=data, device_spec=device, say=_say)
-    logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
+                          outdir=outdir, data=data, device_spec=device, say=_say, dist=dist,
+                          dist_timeout=dist_timeout)
+    if dist.is_main:
+        logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
+    else:
+        logger = NullLogger()
     try:
         outcome = trainer.run(logger)
     finally:
         logger.close()
+    # Only after a clean finish: tearing down a group whose peer died can block (NCCL).
+    distributed.shutdown()
+    if not dist.is_main:
+        raise typer.Exit(outcome.exit_code)
     if outcome.reason == "finished":
         _say(f"finished at step {outcome.step}: run {outcome.run_dir}, checkpoint {outcome.checkpoint}")
     else:

@@ -115,6 +115,7 @@ class TrainConfig:
     data: str = ""
     name: str = ""
     tensorboard: bool = False
+    sync_bn: bool = True  # with several processes: G's BatchNorm statistics over the global batch
 
     def __post_init__(self):
         checks = [

@@ -2,8 +2,10 @@
 
 The sampler draws a fresh permutation every epoch from (seed, epoch), so its whole
 state is three integers and a resumed run sees exactly the batches it would have
-seen. Rank r of W takes every W-th index of the permutation (disjoint shards).
-The last partial batch of an epoch is dropped.
+seen. ``batch`` is the global batch: consecutive slices of the permutation, of
+which rank r of W takes the r-th W-th part (disjoint shards). The sequence of global
+batches does not depend on W, so a run resumes under any world size. The last
+partial batch of an epoch is dropped.
 """
 
 from __future__ import annotations
@@ -16,23 +18,27 @@ import numpy as np
 
 class EpochSampler:
     def __init__(self, n: int, batch: int, seed: int = 0, rank: int = 0, world: int = 1, epoch: int = 0, position: int = 0):
-        if batch > n // world:
-            raise ValueError(f"batch {batch} larger than the shard size {n // world}")
+        if batch > n:
+            raise ValueError(f"batch {batch} larger than the dataset ({n})")
+        if batch % world:
+            raise ValueError(f"batch {batch} does not divide over {world} ranks")
         self.n, self.batch, self.seed, self.rank, self.world = n, batch, seed, rank, world
-        self.batches_per_epoch = (n // world) // batch
+        self.local = batch // world
+        self.batches_per_epoch = n // batch
         self.epoch, self.position = epoch, position
         self._perm = None
 
     def _epoch_perm(self) -> np.ndarray:
         if self._perm is None:
-            perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
-            self._perm = perm[self.rank :: self.world][: self.batches_per_epoch * self.batch]
+            self._perm = np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
         return self._perm
 
     def next_indices(self) -> np.ndarray:
+        """This rank's indices of the next global batch."""
         if self.position >= self.batches_per_epoch:
             self.epoch, self.position, self._perm = self.epoch + 1, 0, None
-        idx = self._epoch_perm()[self.position * self.batch : (self.position + 1) * self.batch]
+        start = self.position * self.batch + self.rank * self.local
+        idx = self._epoch_perm()[start : start + self.local]
         self.position += 1
         # Sorted indices read the memmap front to back; order inside a batch is irrelevant.
         return np.sort(idx)

@@ -101,3 +101,19 @@ class TrainLogger:
             self._tb.close()
         self._metrics.close()
         self._log.close()
+
+
+class NullLogger:
+    """What ranks other than 0 log to: nothing (rank 0 writes for the whole job)."""
+
+    def message(self, text: str) -> None:
+        pass
+
+    def advance(self, step: int) -> None:
+        pass
+
+    def log(self, rec: dict) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -5,6 +5,10 @@ fakes come from G under ``no_grad`` and real and fake go through D in one batch
 (D has no batch statistics, so this equals two calls). In the G step D's weights
 are frozen, so no gradient is computed for them. Scalars are accumulated on the
 device and read back only at log steps: no host sync inside a step.
+
+With several processes (torchrun; see ``distributed.py``) G and D are wrapped in
+DistributedDataParallel, every rank draws the same global noise batch and uses its
+slice, and only rank 0 writes samples, logs and checkpoints.
 """
 
 from __future__ import annotations
@@ -26,11 +30,15 @@ from sagan_cli.errors import SaganError
 from sagan_cli.fsutil import atomic_write_json
 from sagan_cli.images import grid, save_png, to_uint8
 from sagan_cli.models import Discriminator, Generator, gammas
+from sagan_cli.train import distributed as dist_util
 from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
+from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.ema import EMA
 from sagan_cli.train.logger import TrainLogger
 
 EXIT_SIGTERM = 143
+# With several processes a stop request (Ctrl-C, SIGTERM) is agreed on every this many steps.
+STOP_POLL_EVERY = 10
 
 
 @dataclass
@@ -57,19 +65,23 @@ class Trainer:
         run_dir: Path,
         resume: dict | None = None,
         console=None,
+        dist: DistContext = SINGLE,
     ):
         self.mcfg, self.tcfg, self.device, self.dataset, self.run_dir = mcfg, tcfg, device, dataset, run_dir
-        self.console = console
-        torch.manual_seed(tcfg.seed)
+        self.console, self.dist = console, dist
+        torch.manual_seed(tcfg.seed)  # the same on every rank: identical init and noise streams
         cuda = device.type == "cuda"
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         self.G = Generator(mcfg).to(device, memory_format=self.memory_format)
         self.D = Discriminator(mcfg).to(device, memory_format=self.memory_format)
+        if dist.enabled and tcfg.sync_bn:
+            dist_util.convert_sync_bn(self.G)
         betas = (tcfg.beta1, tcfg.beta2)
         fused = {"fused": True} if cuda else {}
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=tcfg.lr_g, betas=betas, **fused)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=tcfg.lr_d, betas=betas, **fused)
-        self.ema = EMA(self.G, tcfg.ema_decay, tcfg.ema_start) if tcfg.ema else None
+        # Replicas are identical, so only rank 0 (the one that writes) keeps the average.
+        self.ema = EMA(self.G, tcfg.ema_decay, tcfg.ema_start) if tcfg.ema and dist.is_main else None
         self.amp_dtype = None
         if cuda and tcfg.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -80,8 +92,22 @@ class Trainer:
         if resume is not None:
             self._load_state(resume)
         use_compile = tcfg.compile if tcfg.compile is not None else cuda
-        self.G_step = torch.compile(self.G) if use_compile else self.G
-        self.D_step = torch.compile(self.D) if use_compile else self.D
+        G_train, D_train = self.G, self.D
+        if dist.enabled:
+            # DDP's default buffer sync broadcasts rank 0's buffers at every forward, which
+            # keeps the spectral-norm u/v vectors and BN statistics of all replicas equal.
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index] if cuda else None
+            G_train = DDP(self.G, device_ids=ids)
+            D_train = DDP(self.D, device_ids=ids)
+        self.G_step = torch.compile(G_train) if use_compile else G_train
+        self.D_step = torch.compile(D_train) if use_compile else D_train
+        # In the G step D is frozen and must not take part in DDP's gradient reduction.
+        if dist.enabled:
+            self.D_frozen = torch.compile(self.D) if use_compile else self.D
+        else:
+            self.D_frozen = self.D_step
         self._acc = torch.zeros(4, device=device)
         self._acc_n = 0
         self._stop_signal: int | None = None
@@ -102,6 +128,7 @@ class Trainer:
             "train_config": self.tcfg.to_dict(),
             "step": self.step,
             "images_seen": self.images_seen,
+            "world_size": self.dist.world,
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "G_ema": self.ema.model.state_dict() if self.ema else None,
@@ -141,15 +168,19 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    def _noise(self) -> torch.Tensor:
+        """This rank's slice of the global noise batch (the same stream for any world size)."""
+        z = torch.randn(self.tcfg.batch, self.mcfg.z_dim, device=self.device)
+        return z[self.dist.shard(self.tcfg.batch)] if self.dist.enabled else z
+
     def train_step(self, real_u8: torch.Tensor) -> None:
         b = real_u8.shape[0]
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         real = real.contiguous(memory_format=self.memory_format)
-        z_dim = self.mcfg.z_dim
 
         # D step: hinge loss on real and (no-grad) fake images.
         with torch.no_grad(), self._autocast():
-            fake = self.G_step(torch.randn(b, z_dim, device=self.device))
+            fake = self.G_step(self._noise())
         with self._autocast():
             logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
         d_real, d_fake = logits[:b], logits[b:]
@@ -162,7 +193,7 @@ class Trainer:
         # G step: D frozen, gradients flow through it into G only.
         self.D.requires_grad_(False)
         with self._autocast():
-            g_logits = self.D_step(self.G_step(torch.randn(b, z_dim, device=self.device))).float()
+            g_logits = self.D_frozen(self.G_step(self._noise())).float()
         g_loss = -g_logits.mean()
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
@@ -177,7 +208,8 @@ class Trainer:
     def _check_finite(self) -> None:
         flags = [torch.isfinite(p).all() for net in (self.G, self.D) for p in net.parameters()]
         flags.append(torch.isfinite(self._acc).all())
-        if not bool(torch.stack(flags).all()):  # one host sync for all of them
+        bad = int(not bool(torch.stack(flags).all()))  # one host sync for all of them
+        if dist_util.all_max(bad, self.dist, self.device):  # every rank stops together
             last = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""
             raise SaganError(
                 f"training diverged: non-finite loss or weights at step {self.step} (no checkpoint written{last})",
@@ -185,7 +217,7 @@ class Trainer:
             )
 
     def _log(self, logger: TrainLogger, t_last: float, step_last: int) -> None:
-        vals = (self._acc / max(self._acc_n, 1)).tolist()
+        vals = dist_util.all_mean_(self._acc / max(self._acc_n, 1), self.dist).tolist()
         rec = {"step": self.step, "steps": self.tcfg.steps, "images_seen": self.images_seen,
                "epoch": self.sampler_state["epoch"]}
         rec.update(dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), vals)))
@@ -209,9 +241,16 @@ class Trainer:
         image = grid(to_uint8(torch.cat(outs)), nrow=8)
         return save_png(image, self.run_dir / "samples" / f"step-{self.step:07d}.png")
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self) -> Path | None:
+        """Save (rank 0) after checking that the weights are finite and, with several ranks, identical."""
         self._check_finite()
-        path = save_checkpoint(self.state_dict(), self.run_dir / "checkpoints", keep=self.tcfg.keep_ckpts)
+        dist_util.broadcast_buffers_((self.G, self.D), self.dist)
+        if not dist_util.replicas_identical((self.G, self.D), self.dist):
+            raise SaganError(f"the {self.dist.world} replicas of G and D differ at step {self.step}; "
+                             "refusing to checkpoint an inconsistent run", exit_code=dist_util.EXIT_PEER_LOST)
+        path = None
+        if self.dist.is_main:
+            path = save_checkpoint(self.state_dict(), self.run_dir / "checkpoints", keep=self.tcfg.keep_ckpts)
         self.last_checkpoint, self._last_ckpt_step = path, self.step
         return path
 
@@ -226,13 +265,24 @@ class Trainer:
 
     # ------------------------------------------------------------------- run
     def _on_signal(self, signum, _frame) -> None:
-        self._stop_signal = signum
+        self._stop_signal = max(self._stop_signal or 0, signum)
+        if self.dist.enabled:  # torchrun forwards the terminal's Ctrl-C: a repeat must not abort a rank
+            return
         # A second Ctrl-C falls through to Python's default handler and aborts at once.
         signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
+
+    def _agreed_stop(self) -> int | None:
+        """The stop signal all ranks act on (SIGTERM wins over SIGINT), or None to go on."""
+        if not self.dist.enabled:
+            return self._stop_signal
+        if self.step % STOP_POLL_EVERY:
+            return None
+        return dist_util.all_max(self._stop_signal or 0, self.dist, self.device) or None
 
     def run(self, logger: TrainLogger) -> TrainOutcome:
         t = self.tcfg
         sampler = EpochSampler(len(self.dataset), t.batch, seed=self.sampler_state["seed"],
+                               rank=self.dist.rank, world=self.dist.world,
                                epoch=self.sampler_state["epoch"], position=self.sampler_state["position"])
         prefetch = Prefetcher(self.dataset.images, sampler, pin_memory=self.device.type == "cuda")
         handlers = {}
@@ -241,36 +291,50 @@ class Trainer:
                 handlers[sig] = signal.signal(sig, self._on_signal)
         self.G.train()
         self.D.train()
-        t_last, step_last = time.perf_counter(), self.step
         try:
-            while self.step < t.steps and self._stop_signal is None:
-                batch, self.sampler_state = prefetch.next()
-                self.train_step(batch)
-                self.step += 1
-                self.images_seen += batch.shape[0]
-                if self.ema is not None:
-                    self.ema.update(self.step)
-                final = self.step == t.steps
-                if self.step % t.log_every == 0 or final:
-                    self._log(logger, t_last, step_last)
-                    t_last, step_last = time.perf_counter(), self.step
-                if self.step % t.sample_every == 0 or final:
-                    path = self.sample_grid()
-                    logger.message(f"step {self.step}: samples → {path}")
-                if self.step % t.ckpt_every == 0 or final:
-                    path = self.checkpoint()
-                    logger.message(f"step {self.step}: checkpoint → {path}")
-                logger.advance(self.step)
-            if self._stop_signal is not None and self._last_ckpt_step != self.step:
-                path = self.checkpoint()
-                logger.message(f"step {self.step}: checkpoint → {path}")
+            stop = self._loop(logger, prefetch)
+        except Exception as exc:
+            if self.dist.enabled and dist_util.is_collective_failure(exc):
+                raise dist_util.peer_lost(self.dist, self.step, exc, self.last_checkpoint) from None
+            raise
         finally:
             prefetch.close()
             for sig, old in handlers.items():
                 signal.signal(sig, old)
-        if self._stop_signal is None:
+        if stop is None:
             return TrainOutcome(self.step, self.run_dir, self.last_checkpoint, 0, "finished")
-        if self._stop_signal == signal.SIGTERM:
+        if stop == signal.SIGTERM:
             return TrainOutcome(self.step, self.run_dir, self.last_checkpoint, EXIT_SIGTERM, "terminated")
         return TrainOutcome(self.step, self.run_dir, self.last_checkpoint, 0, "interrupted")
 
+    def _loop(self, logger: TrainLogger, prefetch: Prefetcher) -> int | None:
+        """Steps until done or until a stop signal all ranks agree on; returns that signal."""
+        t = self.tcfg
+        t_last, step_last = time.perf_counter(), self.step
+        stop = self._agreed_stop()
+        while self.step < t.steps and stop is None:
+            batch, self.sampler_state = prefetch.next()
+            self.train_step(batch)
+            self.step += 1
+            self.images_seen += t.batch
+            if self.ema is not None:
+                self.ema.update(self.step)
+            final = self.step == t.steps
+            if self.step % t.log_every == 0 or final:
+                self._log(logger, t_last, step_last)
+                t_last, step_last = time.perf_counter(), self.step
+            if self.dist.is_main and (self.step % t.sample_every == 0 or final):
+                path = self.sample_grid()
+                logger.message(f"step {self.step}: samples → {path}")
+            if self.step % t.ckpt_every == 0 or final:
+                self._checkpoint_and_say(logger)
+            logger.advance(self.step)
+            stop = self._agreed_stop()
+        if stop is not None and self._last_ckpt_step != self.step:
+            self._checkpoint_and_say(logger)
+        return stop
+
+    def _checkpoint_and_say(self, logger: TrainLogger) -> None:
+        path = self.checkpoint()
+        same = f" ({self.dist.world} replicas identical)" if self.dist.enabled else ""
+        logger.message(f"step {self.step}: checkpoint → {path}{same}")

@@ -13,7 +13,8 @@ from sagan_cli.train.checkpoint import latest_checkpoint, load_checkpoint, new_r
 
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 # What may change when a run is resumed; everything else is the run's identity.
-RESUME_OVERRIDABLE = {"steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "tensorboard", "amp", "compile"}
+RESUME_OVERRIDABLE = {"steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "tensorboard", "amp", "compile",
+                      "sync_bn"}
 
 
 def _differs(a, b) -> bool:
@@ -44,14 +45,25 @@ def _resume_configs(ckpt: dict, model_opts: dict, train_opts: dict, explicit: se
 
 
 def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resume: str | None,
-                outdir: Path, data: Path | None, device_spec: str, say):
-    """Validate everything that can be checked before a run directory is touched."""
+                outdir: Path, data: Path | None, device_spec: str, say, dist=None, dist_timeout: int = 600):
+    """Validate everything that can be checked before a run directory is touched.
+
+    With several processes (``dist``) every rank validates the same way, joins the
+    process group, and only rank 0 creates the run directory and speaks.
+    """
     import torch
 
     from sagan_cli.device import resolve_device
+    from sagan_cli.train import distributed
     from sagan_cli.train.loop import Trainer
 
-    device = resolve_device(device_spec)
+    dist = dist or distributed.SINGLE
+    if not dist.is_main:
+        say = _silent
+    if dist.enabled:
+        device = distributed.device_for(dist, device_spec)
+    else:
+        device = resolve_device(device_spec)
     ckpt = None
     if resume is not None:
         ckpt_path = latest_checkpoint(outdir) if resume == "latest" else Path(resume)
@@ -77,10 +89,12 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
         run_dir = None
     if tcfg.batch > len(ds):
         raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
+    distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
     if tcfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SaganError("--tensorboard needs the tensorboard package: pip install tensorboard (or drop --tensorboard)")
-    trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt)
-    if run_dir is None:
+    distributed.init(dist, device, dist_timeout)
+    trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt, dist=dist)
+    if run_dir is None and dist.is_main:
         trainer.run_dir = new_run_dir(outdir, tcfg.name)
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
@@ -89,11 +103,20 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     say(
         f"run {trainer.run_dir} | data {ds.path} ({len(ds)} images, {ds.imsize}px) | device {describe(device)}"
         f"{' bf16' if trainer.amp_dtype == torch.bfloat16 else ''}\n"
-        f"model {mcfg.imsize}px, attention {mcfg.attention}: G at {_res(mcfg.g_attn)}, D at {_res(mcfg.d_attn)} | "
-        f"G {n_g / 1e6:.2f}M params, D {n_d / 1e6:.2f}M params | batch {tcfg.batch}, steps {trainer.step}→{tcfg.steps}"
+        f"{f'{dist.world} processes, ' if dist.enabled else ''}model {mcfg.imsize}px, attention {mcfg.attention}: G at {_res(mcfg.g_attn)}, D at {_res(mcfg.d_attn)} | "
+        f"G {n_g / 1e6:.2f}M params, D {n_d / 1e6:.2f}M params | batch {tcfg.batch}"
+        f"{f' ({tcfg.batch // dist.world} per process)' if dist.enabled else ''}, steps {trainer.step}→{tcfg.steps}"
     )
-    trainer.write_config({"resumed_from_step": trainer.step} if ckpt is not None else {})
+    if dist.is_main:
+        extra = {"world_size": dist.world}
+        if ckpt is not None:
+            extra["resumed_from_step"] = trainer.step
+        trainer.write_config(extra)
     return trainer
+
+
+def _silent(_text: str) -> None:
+    pass
 
 
 def _res(rs) -> str:

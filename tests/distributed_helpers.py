@@ -1,0 +1,68 @@
+"""Worker functions for tests that start real torch.distributed (gloo) process groups.
+
+They live in their own module so that spawned processes can import them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+WORLD = 2
+
+
+def global_batch():
+    """A BN input with a large mean (exercises the shifted sums) and upstream gradients."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 4, 5, 5, generator=g) * 3.0 + 5.0
+    up = torch.randn(8, 4, 5, 5, generator=g)
+    weight = torch.rand(4, generator=g) + 0.5
+    bias = torch.randn(4, generator=g)
+    return x, up, weight, bias
+
+
+def sync_bn_and_replicas_worker(rank: int, store: str, out: str) -> None:
+    from torch import nn
+
+    from sagan_cli.train.distributed import DistContext, SyncBatchNorm2d, broadcast_buffers_, replicas_identical
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    ctx = DistContext(rank=rank, world=WORLD, local_rank=rank)
+    try:
+        x, up, weight, bias = global_batch()
+        shard = ctx.shard(x.shape[0])
+        bn = SyncBatchNorm2d(4)
+        with torch.no_grad():
+            bn.weight.copy_(weight)
+            bn.bias.copy_(bias)
+        xl = x[shard].clone().requires_grad_(True)
+        y = bn(xl)
+        (y * up[shard]).sum().backward()  # the global loss is the sum of the ranks' losses
+        wg, bg = bn.weight.grad.clone(), bn.bias.grad.clone()
+        dist.all_reduce(wg)
+        dist.all_reduce(bg)
+
+        net = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+        torch.manual_seed(1)
+        net[0].reset_parameters()
+        same_start = replicas_identical([net], ctx)
+        if rank == 1:
+            with torch.no_grad():
+                net[0].weight[0, 0] += 1e-6
+        differs_param = not replicas_identical([net], ctx)
+        if rank == 1:
+            with torch.no_grad():
+                net[0].weight[0, 0] -= 1e-6
+                net[1].running_mean += 0.5  # a rank-local buffer, as without --sync-bn
+        differs_buffer = not replicas_identical([net], ctx)
+        broadcast_buffers_([net], ctx)
+        same_after_broadcast = replicas_identical([net], ctx)
+        torch.save({
+            "y": y.detach(), "x_grad": xl.grad, "w_grad": wg, "b_grad": bg,
+            "running_mean": bn.running_mean, "running_var": bn.running_var,
+            "flags": [same_start, differs_param, differs_buffer, same_after_broadcast],
+        }, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
