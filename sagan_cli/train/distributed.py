@@ -11,6 +11,7 @@ the timeout) become a one-line error instead of a hang.
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -99,7 +100,9 @@ def init(ctx: DistContext, device: torch.device, timeout_s: int = DEFAULT_TIMEOU
     if not ctx.enabled or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
-    kwargs = {"device_id": device} if device.type == "cuda" else {}
+    kwargs = {}
+    if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+        kwargs["device_id"] = device  # binds NCCL to this rank's GPU up front (torch >= 2.3)
     try:
         dist.init_process_group(backend, rank=ctx.rank, world_size=ctx.world, timeout=timedelta(seconds=timeout_s), **kwargs)
     except (RuntimeError, ValueError) as exc:
