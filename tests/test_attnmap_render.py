@@ -48,7 +48,7 @@ def plant(G, D):
     set_sn_weight(attn.key, wk)
     set_sn_weight(attn.query, wq)
     with torch.no_grad():
-        conv.bias.zero_()
+        assert conv.bias is None  # G's convs that feed BatchNorm have no bias
         attn.key.bias.zero_()
         attn.query.bias.zero_()
         attn.query.bias[0] = 1000.0
