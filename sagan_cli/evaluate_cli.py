@@ -1,10 +1,82 @@
-"""`sagan evaluate`: placeholder while issue #6 is built (replaced by the real command)."""
+"""`sagan evaluate`: FID / IS / KID / precision-recall with the standard Inception protocol.
+
+Thin: parse, check what can be checked without torch, call ``sagan_cli.metrics.evaluate``. Torch
+and NumPy are imported inside the body so `sagan --help` and completion stay fast.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import typer
+
+from sagan_cli.device import DEVICE_HELP
 from sagan_cli.errors import SaganError
 
 
-def evaluate() -> None:
-    """FID / IS / KID / precision-recall (being built, issue #6)."""
-    raise SaganError("evaluate is not implemented yet")
+def evaluate(
+    ctx: typer.Context,
+    ckpt: str | None = typer.Argument(None, help="Checkpoint file or run directory (default: newest run's latest.pt under --outdir)."),
+    fid: bool = typer.Option(False, "--fid", help="Fréchet Inception Distance (the default when no metric is chosen)."),
+    is_: bool = typer.Option(False, "--is", help="Inception Score (10 splits)."),
+    kid: bool = typer.Option(False, "--kid", help="Kernel Inception Distance (100 subsets of up to 1000)."),
+    pr: bool = typer.Option(False, "--pr", help="Precision and recall (k=3)."),
+    num_gen: int | None = typer.Option(None, "--num-gen", min=2, help="Generated images (default 50000; with --samples: all the images there)."),
+    data: Path | None = typer.Option(None, "--data", help="Real images: a prepared dataset (default: the dataset the checkpoint was trained on)."),
+    samples: Path | None = typer.Option(None, "--samples", help="Evaluate this folder of images or prepared dataset instead of a checkpoint."),
+    num_real: int | None = typer.Option(None, "--num-real", min=2, help="Real images to use, a fixed random subset (default: all)."),
+    inception_weights: Path | None = typer.Option(None, "--inception-weights", envvar="SAGAN_INCEPTION_WEIGHTS",
+                                                  help="FID Inception weights file (pytorch-fid or torch-fidelity .pth)."),
+    download_weights: bool = typer.Option(False, "--download-weights", help="Download the Inception weights if they are not found (sha256 checked)."),
+    real_stats: Path | None = typer.Option(None, "--real-stats", help="Precomputed real statistics (.npz from sagan or pytorch-fid) instead of --data."),
+    batch: int = typer.Option(64, "--batch", min=1, help="Images per forward pass (generator and Inception)."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP + "."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON only (progress and messages go to stderr)."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="Use the EMA generator (if the checkpoint has one)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Image i is drawn from seed SEED+i, as `sagan sample --seeds` draws it."),
+    outdir: Path = typer.Option(Path("runs"), "--outdir", help="Where to look for the newest run when CKPT is omitted."),
+):
+    """Score a checkpoint (or a folder of images) with FID, IS, KID and precision/recall."""
+    from sagan_cli.device import validate_device_string
+
+    validate_device_string(device)
+    source = ctx.get_parameter_source("inception_weights")
+    from_env = source is not None and source.name == "ENVIRONMENT"
+    if samples is not None and ckpt is not None:
+        raise SaganError("CKPT and --samples conflict: evaluate either a checkpoint or a folder of images")
+
+    import json
+    import sys
+
+    from rich.console import Console
+
+    from sagan_cli.metrics.evaluate import Request
+    from sagan_cli.metrics.evaluate import evaluate as run
+    from sagan_cli.metrics.report import append_metrics, print_table
+
+    console = Console(stderr=json_out, highlight=False, soft_wrap=True)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False)
+
+    def warn(text: str) -> None:
+        errors.print(f"warning: {text}", markup=False)
+
+    chosen = tuple(name for name, on in (("fid", fid), ("is", is_), ("kid", kid), ("pr", pr)) if on) or ("fid",)
+    req = Request(ckpt=ckpt, outdir=outdir, samples=samples, data=data, real_stats=real_stats, metrics=chosen,
+                  num_gen=num_gen, num_real=num_real, weights=inception_weights, weights_from_env=from_env,
+                  download_weights=download_weights, batch=batch, device=device, ema=ema, seed=seed)
+    record, run_dir = run(req, console, say, warn)
+    if run_dir is not None:
+        try:
+            record["metrics_file"] = str(append_metrics(run_dir, {k: v for k, v in record.items()}))
+        except OSError as exc:
+            warn(f"could not append to {run_dir / 'metrics.jsonl'} ({exc.strerror or exc})")
+    if json_out:
+        sys.stdout.write(json.dumps(record, indent=2) + "\n")
+        sys.stdout.flush()
+    else:
+        print_table(record, console)
+        if record.get("metrics_file"):
+            say(f"appended to {record['metrics_file']}")

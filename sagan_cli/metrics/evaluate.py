@@ -1,0 +1,272 @@
+"""`sagan evaluate`: check every input, then extract features and compute FID / IS / KID / PR.
+
+Order of work: everything cheap is validated first (weights present, checkpoint or samples readable,
+real data or statistics usable, image counts, the weights' key set), so a mistake costs seconds, not
+the hour that 50 000 generated images take. Then the real statistics (from the cache when possible),
+then the generated features, then the metrics.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from sagan_cli.errors import SaganError
+
+METRICS = ("fid", "is", "kid", "pr")
+DEFAULT_NUM_GEN = 50_000
+REAL_SUBSET_SEED = 0  # which real images --num-real picks (part of the cache key through num_real)
+
+
+@dataclass
+class Request:
+    ckpt: str | None = None
+    outdir: Path = Path("runs")
+    samples: Path | None = None
+    data: Path | None = None
+    real_stats: Path | None = None
+    metrics: tuple[str, ...] = ("fid",)
+    num_gen: int | None = None
+    num_real: int | None = None
+    weights: Path | None = None
+    weights_from_env: bool = False
+    download_weights: bool = False
+    batch: int = 64
+    device: str = "auto"
+    ema: bool = True
+    seed: int = 0
+
+
+@dataclass
+class Real:
+    """Where the real side comes from: a statistics file, or a dataset (maybe through the cache)."""
+    description: str
+    stats_file: Path | None = None
+    stats: object = None  # RealStats from --real-stats
+    images: np.ndarray | None = None
+    indices: np.ndarray | None = None
+    fingerprint: str = ""
+    count: int = 0
+    num_real: int = 0
+
+
+def check_conflicts(req: Request) -> None:
+    if req.ckpt is not None and req.samples is not None:
+        raise SaganError("CKPT and --samples conflict: evaluate either a checkpoint or a folder of images")
+    if req.real_stats is not None and req.data is not None:
+        raise SaganError("--real-stats and --data conflict: the real side is either precomputed statistics or a dataset")
+    if req.real_stats is not None and req.num_real is not None:
+        raise SaganError("--num-real has no effect with --real-stats (the statistics are already computed); drop one")
+    if req.weights is not None and req.download_weights:
+        raise SaganError("--download-weights and --inception-weights conflict: a given weights file is never downloaded")
+
+
+def find_weights(req: Request) -> Path | None:
+    """The weights file, None if it is to be downloaded; missing and not to be downloaded is an error."""
+    from sagan_cli.metrics import weights
+
+    found = weights.find_weights(req.weights, req.weights_from_env)
+    if found is None and not req.download_weights:
+        raise weights.missing_weights_error()
+    return found
+
+
+def open_generated(req: Request, device):
+    """(source, info dict, run dir or None, checkpoint state or None)."""
+    from sagan_cli.metrics.sources import GeneratorSource, open_samples
+
+    if req.samples is not None:
+        source, desc = open_samples(req.samples, req.num_gen)
+        return source, {"samples": str(req.samples), "generated": desc}, None, None
+    from sagan_cli.sample import load_generator
+    from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg, run_dir_of
+
+    path = resolve_checkpoint_arg(req.ckpt, req.outdir)
+    state = load_checkpoint(path)
+    G, cfg = load_generator(state, req.ema, device)
+    n = req.num_gen or DEFAULT_NUM_GEN
+    seeds = range(req.seed, req.seed + n)
+    info = {"checkpoint": str(path), "step": int(state.get("step", 0)), "images_seen": int(state.get("images_seen", 0)),
+            "ema": req.ema, "seed": req.seed,
+            "generated": f"{n} images of {cfg.imsize}px from {path} ({'EMA' if req.ema else 'raw'} G, seeds {seeds[0]}-{seeds[-1]})"}
+    return GeneratorSource(G, cfg.z_dim, seeds, device), info, run_dir_of(path), state
+
+
+def open_real(req: Request, state: dict | None, warn: Callable[[str], None]) -> Real:
+    from sagan_cli.data.dataset import fingerprint_array, open_dataset
+    from sagan_cli.metrics.stats_cache import load_stats
+
+    if req.real_stats is not None:
+        stats = load_stats(req.real_stats)
+        num_real = len(stats.features) if stats.features is not None else int(stats.meta.get("num_real", 0))
+        return Real(description=f"statistics file {req.real_stats}", stats_file=Path(req.real_stats), stats=stats,
+                    num_real=num_real)
+    data = req.data
+    if data is None:
+        recorded = (state or {}).get("data") or {}
+        if not recorded.get("path"):
+            raise SaganError("no real data to compare with: pass --data DIR (a prepared dataset) or --real-stats FILE")
+        data = Path(recorded["path"])
+        if not data.exists():
+            raise SaganError(f"the checkpoint's dataset {data} is not there (moved?); pass --data DIR or --real-stats FILE")
+    ds = open_dataset(data)
+    recorded_fp = ((state or {}).get("data") or {}).get("fingerprint")
+    if req.data is None and recorded_fp and ds.fingerprint and recorded_fp != ds.fingerprint:
+        warn(f"{data} is not the dataset this checkpoint was trained on (fingerprint differs); evaluating against it anyway")
+    count = len(ds)
+    num_real = count if req.num_real is None else req.num_real
+    if num_real > count:
+        raise SaganError(f"--num-real {num_real}: {data} holds only {count} images")
+    indices = None
+    if num_real < count:  # a fixed random subset, in file order (memmap-friendly)
+        indices = np.sort(np.random.RandomState(REAL_SUBSET_SEED).choice(count, num_real, replace=False))
+    fingerprint = ds.fingerprint or fingerprint_array(ds.images)
+    return Real(description=f"{num_real} of {count} images of {data}", images=ds.images, indices=indices,
+                fingerprint=fingerprint, count=count, num_real=num_real)
+
+
+def check_counts(metrics: tuple[str, ...], num_gen: int, real: Real | None) -> None:
+    from sagan_cli.metrics.isc import SPLITS
+    from sagan_cli.metrics.prc import K
+
+    need = {"fid": 2, "kid": 2, "pr": K + 1, "is": SPLITS}
+    names = {"fid": "FID", "kid": "KID", "pr": f"precision/recall (k={K})", "is": f"IS ({SPLITS} splits)"}
+    for m in metrics:
+        if num_gen < need[m]:
+            raise SaganError(f"{names[m]} needs at least {need[m]} generated images, got {num_gen}")
+        has_count = real is not None and (real.stats is None or real.stats.features is not None)
+        if m != "is" and has_count and real.num_real < need[m]:
+            raise SaganError(f"{names[m]} needs at least {need[m]} real images, got {real.num_real}")
+
+
+def protocol(weights_sha256: str) -> dict:
+    from sagan_cli.metrics import isc, kid, prc
+    from sagan_cli.metrics.stats_cache import PROTOCOL
+
+    return {
+        "id": PROTOCOL,
+        "network": "FID Inception-v3 (TensorFlow graph 2015-12-05)",
+        "weights_sha256": weights_sha256,
+        "images": "uint8 (generated: round((x+1)*127.5))",
+        "resize": "TF1 bilinear to 299x299 (src = dst*in/out, no half-pixel offset)",
+        "normalisation": "(x-128)/128",
+        "features": "pool3, 2048-d; statistics in float64",
+        "is": f"logits without bias, {isc.SPLITS} splits, population std, shuffle seed {isc.SEED}",
+        "kid": f"{kid.SUBSETS} subsets of min({kid.SUBSET_SIZE}, n), kernel (x.y/d+1)^3, seed {kid.SEED}",
+        "pr": f"k={prc.K} nearest neighbours (Kynkaanniemi et al. 2019)",
+    }
+
+
+def check_real_stats(real: Real, need_features: bool, weights_sha: str, warn) -> None:
+    from sagan_cli.metrics import stats_cache
+
+    note = stats_cache.check_compatible(real.stats, real.stats_file, weights_sha)
+    if note:
+        warn(note)
+    if need_features and real.stats.features is None:
+        raise SaganError(f"--real-stats {real.stats_file} holds no real features, which KID and precision/recall "
+                         "need; pass --data DIR instead")
+
+
+def real_statistics(net, real: Real, need_features: bool, weights_sha: str, req: Request, device, console,
+                    say, warn):
+    """(mu, sigma, features or None, where the statistics came from, cache hit?)."""
+    from sagan_cli.metrics import stats_cache
+    from sagan_cli.metrics.features import extract
+    from sagan_cli.metrics.fid import statistics
+    from sagan_cli.metrics.sources import ArraySource
+
+    if real.stats is not None:  # checked by check_real_stats already
+        return real.stats.mu, real.stats.sigma, real.stats.features, str(real.stats_file), False
+    meta = stats_cache.cache_meta(real.fingerprint, weights_sha, real.num_real, real.count)
+    path = stats_cache.cache_path(meta)
+    if path.is_file():
+        try:
+            cached = stats_cache.load_stats(path, flag="cached statistics")
+            stats_cache.check_compatible(cached, path, weights_sha)
+        except SaganError as exc:
+            warn(f"ignoring a damaged statistics cache file ({exc}); recomputing")
+        else:
+            if not need_features or cached.features is not None:
+                say(f"real statistics: cache hit {path}")
+                return cached.mu, cached.sigma, cached.features, str(path), True
+    feats = extract(net, ArraySource(real.images, real.indices), device, req.batch, console=console,
+                    label="inception (real)").pool3
+    mu, sigma = statistics(feats)
+    keep = feats if need_features else None
+    try:
+        stats_cache.save_stats(path, stats_cache.RealStats(mu, sigma, meta, keep))
+        say(f"real statistics: computed from {real.description}, cached in {path}")
+    except OSError as exc:
+        warn(f"could not write the statistics cache {path} ({exc.strerror or exc}); continuing without it")
+    return mu, sigma, keep, str(path), False
+
+
+def compute(metrics, gen, real_mu, real_sigma, real_feats, device) -> dict:
+    from sagan_cli.metrics.fid import frechet_distance, statistics
+    from sagan_cli.metrics.isc import inception_score
+    from sagan_cli.metrics.kid import kernel_inception_distance
+    from sagan_cli.metrics.prc import precision_recall
+
+    out: dict = {}
+    if "fid" in metrics:
+        mu, sigma = statistics(gen.pool3)
+        out["fid"] = frechet_distance(mu, sigma, real_mu, real_sigma)
+    if "is" in metrics:
+        out["is_mean"], out["is_std"] = inception_score(gen.logits)
+    if "kid" in metrics:
+        out["kid_mean"], out["kid_std"] = kernel_inception_distance(gen.pool3, real_feats)
+    if "pr" in metrics:
+        out["precision"], out["recall"] = precision_recall(gen.pool3, real_feats, device=device)
+    return out
+
+
+def evaluate(req: Request, console, say: Callable[[str], None], warn: Callable[[str], None]) -> tuple[dict, Path | None]:
+    """Run the evaluation; returns (result record, run directory to log into or None)."""
+    from sagan_cli.device import describe, resolve_device
+    from sagan_cli.metrics.features import extract
+    from sagan_cli.metrics.weights import load_inception, sha256_of
+
+    start = time.monotonic()
+    check_conflicts(req)
+    metrics = tuple(m for m in METRICS if m in req.metrics) or ("fid",)
+    device = resolve_device(req.device)
+    weights_path = find_weights(req)
+    gen_source, info, run_dir, state = open_generated(req, device)
+    need_real = any(m in metrics for m in ("fid", "kid", "pr"))
+    real = open_real(req, state, warn) if need_real else None
+    check_counts(metrics, len(gen_source), real)
+    if weights_path is None:  # only now: a typo in the arguments should not cost a 100 MB download
+        import contextlib
+        import sys
+
+        from sagan_cli.metrics.weights import download_weights
+
+        quiet = contextlib.redirect_stdout(sys.stderr) if console.stderr else contextlib.nullcontext()
+        with quiet:  # with --json, stdout carries the JSON only (the download bar prints to stdout)
+            weights_path = download_weights(say)
+    weights_sha = sha256_of(weights_path)
+    need_features = "kid" in metrics or "pr" in metrics
+    if real is not None and real.stats is not None:
+        check_real_stats(real, need_features, weights_sha, warn)
+    net = load_inception(weights_path, device)
+
+    record: dict = {"kind": "eval", "time": round(time.time(), 3)}
+    record.update(info)
+    record.update(num_gen=len(gen_source), metrics=list(metrics))
+    real_mu = real_sigma = real_feats = None
+    if real is not None:
+        real_mu, real_sigma, real_feats, stats_path, hit = real_statistics(
+            net, real, need_features, weights_sha, req, device, console, say, warn)
+        record.update(real=real.description, num_real=real.num_real or None, real_stats=stats_path,
+                      real_stats_cached=hit)
+    gen = extract(net, gen_source, device, req.batch, want_logits="is" in metrics, console=console,
+                  label="inception (generated)")
+    record.update(compute(metrics, gen, real_mu, real_sigma, real_feats, device))
+    record.update(weights=str(weights_path), protocol=protocol(weights_sha), device=describe(device),
+                  seconds=round(time.monotonic() - start, 2))
+    return record, run_dir
