@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from sagan_cli.metrics.fid import frechet_distance, sqrt_psd, statistics
+from sagan_cli.metrics.fid import frechet_distance, sqrt_psd, statistics, trace_sqrt_from_root, trace_sqrt_product
 from sagan_cli.metrics.isc import inception_score
 from sagan_cli.metrics.kid import kernel_inception_distance, mmd2_unbiased, poly_kernel
 from sagan_cli.metrics.prc import precision_recall
@@ -118,6 +118,22 @@ def test_sqrt_psd_squares_back_and_clips_round_off():
     r = sqrt_psd(s)
     assert np.isfinite(r).all()
     np.testing.assert_allclose(r @ r, s, atol=1e-10)
+
+
+def test_cholesky_and_symmetric_square_root_give_the_same_trace():
+    """Σ₁ = LLᵀ (Cholesky, the fast path) and Σ₁ = Σ₁^½Σ₁^½ lead to similar matrices: same trace term."""
+    rng = np.random.default_rng(11)
+    _, s1 = spd_from_samples(500, 64, rng)
+    _, s2 = spd_from_samples(500, 64, rng, shift=1.0)
+    via_cholesky = trace_sqrt_from_root(np.linalg.cholesky(s1), s2)
+    via_sqrt = trace_sqrt_from_root(sqrt_psd(s1), s2)
+    assert via_cholesky == pytest.approx(via_sqrt, rel=1e-12)
+    assert trace_sqrt_product(s1, s2) == pytest.approx(via_sqrt, rel=1e-12)
+    # a singular Σ₁ (rank 9) has no Cholesky factor: the symmetric root takes over
+    _, singular = spd_from_samples(10, 64, rng)
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(singular)
+    assert trace_sqrt_product(singular, s2) == pytest.approx(trace_sqrt_from_root(sqrt_psd(singular), s2), rel=1e-12)
 
 
 def test_statistics_are_float64_mean_and_unbiased_covariance():
