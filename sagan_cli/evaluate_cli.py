@@ -40,10 +40,15 @@ def evaluate(
     from sagan_cli.device import validate_device_string
 
     validate_device_string(device)
-    source = ctx.get_parameter_source("inception_weights")
-    from_env = source is not None and source.name == "ENVIRONMENT"
-    if samples is not None and ckpt is not None:
-        raise SaganError("CKPT and --samples conflict: evaluate either a checkpoint or a folder of images")
+    def given(name: str) -> str | None:
+        source = ctx.get_parameter_source(name)
+        return source.name if source is not None else None
+
+    from_env = given("inception_weights") == "ENVIRONMENT"
+    if samples is not None:
+        for name, flag in (("seed", "--seed"), ("ema", "--ema/--no-ema"), ("outdir", "--outdir")):
+            if given(name) == "COMMANDLINE":
+                raise SaganError(f"{flag} applies to a checkpoint's generator; it has no effect with --samples")
 
     import json
     import sys

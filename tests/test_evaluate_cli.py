@@ -67,59 +67,68 @@ def eval_lines(run_dir):
     return [rec for rec in map(json.loads, lines) if rec.get("kind") == "eval"]
 
 
-@pytest.mark.slow  # ~25 Inception forward passes at 299 px on CPU (15-60 s on 2 shared cores)
-def test_end_to_end_download_table_cache_json_and_samples(cli, run, trained, home, tmp_path, tmp_path_factory,
-                                                          monkeypatch):
-    data = trained[1]
-    tf_file = weights_file(tmp_path_factory, "torch-fidelity")
-    blob = tf_file.read_bytes()
-    # 1. no weights anywhere: --download-weights fetches them (loopback server, sha256 checked); all four
-    #    metrics; --json prints nothing but JSON on stdout; CKPT omitted → newest run under ./runs.
+def test_first_run_downloads_weights_computes_all_metrics_and_logs(cli, run, home, tmp_path_factory, monkeypatch):
+    """No weights anywhere: --download-weights fetches them (loopback server, sha256 checked); all four
+    metrics; --json prints nothing but JSON on stdout; CKPT omitted → newest run under ./runs."""
+    blob = weights_file(tmp_path_factory, "torch-fidelity").read_bytes()
     monkeypatch.setattr(W, "SHA256_PREFIX", hashlib.sha256(blob).hexdigest()[:8])
     with FileServer(blob, W.PYTORCH_FID_NAME) as server:
         monkeypatch.setenv(W.ENV_URL, f"{server.base}/{W.PYTORCH_FID_NAME}")
-        r = cli("evaluate", "--fid", "--is", "--kid", "--pr", "--num-gen", 10, "--num-real", 6, "--batch", 5,
+        r = cli("evaluate", "--fid", "--is", "--kid", "--pr", "--num-gen", 10, "--num-real", 4, "--batch", 5,
                 "--device", "cpu", "--json", "--download-weights")
     assert r.code == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["kind"] == "eval" and res["step"] == 2 and res["checkpoint"].endswith("latest.pt")
-    assert res["num_gen"] == 10 and res["num_real"] == 6 and res["real_stats_cached"] is False
+    assert res["num_gen"] == 10 and res["num_real"] == 4 and res["real_stats_cached"] is False
     for key in ("fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall"):
         assert np.isfinite(res[key]), key
-    assert res["fid"] > 0 and 1.0 <= res["is_mean"] and 0 <= res["precision"] <= 1 and 0 <= res["recall"] <= 1
-    assert res["protocol"]["resize"].startswith("TF1 bilinear") and res["protocol"]["weights_sha256"] == hashlib.sha256(blob).hexdigest()
+    assert res["fid"] > 0 and res["is_mean"] >= 1.0 and 0 <= res["precision"] <= 1 and 0 <= res["recall"] <= 1
+    assert res["protocol"]["resize"].startswith("TF1 bilinear")
+    assert res["protocol"]["weights_sha256"] == hashlib.sha256(blob).hexdigest()
     assert "real statistics: computed" in r.stderr
-    downloaded = W.hub_checkpoint_dir() / W.PYTORCH_FID_NAME
-    assert downloaded.read_bytes() == blob
+    assert (W.hub_checkpoint_dir() / W.PYTORCH_FID_NAME).read_bytes() == blob
     [logged] = eval_lines(run)
-    assert logged["fid"] == res["fid"] and logged["step"] == 2
-    stats = list((home / ".cache" / "sagan" / "stats").iterdir())
-    assert len(stats) == 1
-    mtime = stats[0].stat().st_mtime_ns
+    assert logged["fid"] == res["fid"] and logged["step"] == 2 and logged["kid_mean"] == res["kid_mean"]
+    [cached] = (home / ".cache" / "sagan" / "stats").iterdir()
+    assert stats_cache_has_features(cached)
 
-    # 2. the weights are now found in the torch hub cache; the real statistics come from the cache
-    #    (same file, untouched); a Rich table states the protocol; metrics.jsonl gains a line.
-    r = cli("evaluate", run / "checkpoints" / "latest.pt", "--num-gen", 4, "--num-real", 6, "--device", "cpu")
+
+def stats_cache_has_features(path) -> bool:
+    with np.load(path, allow_pickle=False) as z:
+        return "features" in z.files and z["features"].shape == (4, 2048)
+
+
+def test_cached_statistics_are_reused_and_a_sample_folder_scores_the_same(cli, run, trained, home, tmp_path,
+                                                                          tmp_path_factory, monkeypatch):
+    data, weights = trained[1], weights_file(tmp_path_factory, "torch-fidelity")
+    ckpt = run / "checkpoints" / "latest.pt"
+    r = cli("evaluate", ckpt, "--num-gen", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
+    assert r.code == 0, r.stderr
+    assert "real statistics: computed" in r.stdout
+    [stats] = (home / ".cache" / "sagan" / "stats").iterdir()
+    mtime = stats.stat().st_mtime_ns
+
+    # the real statistics come from the cache (same file, untouched); the table states the protocol
+    r = cli("evaluate", ckpt, "--num-gen", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
     assert r.code == 0, r.stderr
     assert "cache hit" in r.stdout and "computed" not in r.stdout
-    assert stats[0].stat().st_mtime_ns == mtime and len(list(stats[0].parent.iterdir())) == 1
-    for text in ("FID", "TF1 bilinear to 299", "(x-128)/128", "pool3", "step 2", "4 images of 32px", "6 of 64 images"):
+    assert stats.stat().st_mtime_ns == mtime and len(list(stats.parent.iterdir())) == 1
+    for text in ("FID", "TF1 bilinear to 299", "(x-128)/128", "pool3", "step 2", "2 images of 32px",
+                 "4 of 64 images", "cached statistics reused", "seeds 0-1"):
         assert text in r.stdout, text
-    assert len(eval_lines(run)) == 2
-    fid_ckpt = eval_lines(run)[-1]["fid"]
+    first, second = eval_lines(run)
+    assert first["fid"] == second["fid"] and second["real_stats_cached"] is True
 
-    # 3. the same four images written by `sagan sample` and evaluated as a folder give the same FID;
-    #    here the weights come from $SAGAN_INCEPTION_WEIGHTS in pytorch-fid's layout (same values).
-    assert cli("sample", run / "checkpoints" / "latest.pt", "--seeds", "0-3", "--outdir", "fakes").code == 0
-    monkeypatch.setenv("SAGAN_INCEPTION_WEIGHTS", str(weights_file(tmp_path_factory, "pytorch-fid")))
-    monkeypatch.setattr(W, "SHA256_PREFIX", "6726825d")
-    r = cli("evaluate", "--samples", tmp_path / "fakes", "--data", data, "--num-real", 6, "--device", "cpu", "--json")
+    # the same images written by `sagan sample` and evaluated as a folder give the same FID
+    # (weights from $SAGAN_INCEPTION_WEIGHTS this time)
+    assert cli("sample", ckpt, "--seeds", "0-1", "--outdir", "fakes").code == 0
+    monkeypatch.setenv("SAGAN_INCEPTION_WEIGHTS", str(weights))
+    r = cli("evaluate", "--samples", tmp_path / "fakes", "--data", data, "--num-real", 4, "--device", "cpu", "--json")
     assert r.code == 0, r.stderr
     res = json.loads(r.stdout)
-    assert res["fid"] == pytest.approx(fid_ckpt, rel=1e-6) and "checkpoint" not in res
+    assert res["fid"] == pytest.approx(first["fid"], rel=1e-6) and "checkpoint" not in res
+    assert res["real_stats_cached"] is True
     assert len(eval_lines(run)) == 2  # a folder of images has no run to log into
-    # the pytorch-fid file is a different file (sha256), so its statistics are cached separately
-    assert len(list(stats[0].parent.iterdir())) == 2
 
 
 def test_missing_weights_is_one_line_before_any_sampling(cli, run, no_sampling):
@@ -154,6 +163,8 @@ def test_bad_hash_download_is_refused_before_sampling_and_leaves_no_file(cli, ru
     (["--samples", "nowhere"], ["--samples nowhere: no such directory"]),
     (["--samples", "empty"], ["no images"]),
     (["--samples", "{data}"], ["no real data", "--data"]),
+    (["--samples", "{data}", "--no-ema"], ["--ema/--no-ema applies to a checkpoint"]),
+    (["--samples", "{data}", "--seed", "3"], ["--seed applies to a checkpoint"]),
     (["--data", "nowhere"], ["dataset directory not found"]),
     (["--num-real", "65"], ["--num-real 65", "only 64"]),
     (["--is", "--num-gen", "5"], ["IS (10 splits) needs at least 10 generated images"]),

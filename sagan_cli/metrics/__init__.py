@@ -1,0 +1,7 @@
+"""`sagan evaluate`'s core: the FID Inception and the metrics computed on its features.
+
+inception.py (the network), resize.py (TF1 bilinear), weights.py (lookup, strict load, download),
+sources.py (generator / dataset / image folder), features.py (extraction), fid.py, isc.py, kid.py,
+prc.py (the metrics), stats_cache.py (real statistics files), evaluate.py (orchestration),
+report.py (table and metrics.jsonl). See docs/evaluate.md.
+"""

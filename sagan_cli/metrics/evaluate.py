@@ -221,7 +221,9 @@ def compute(metrics, gen, real_mu, real_sigma, real_feats, device) -> dict:
     if "kid" in metrics:
         out["kid_mean"], out["kid_std"] = kernel_inception_distance(gen.pool3, real_feats)
     if "pr" in metrics:
-        out["precision"], out["recall"] = precision_recall(gen.pool3, real_feats, device=device)
+        # float64 distances: on CUDA where the features were made, otherwise on the CPU (MPS has no float64)
+        pr_device = device if device.type == "cuda" else "cpu"
+        out["precision"], out["recall"] = precision_recall(gen.pool3, real_feats, device=pr_device)
     return out
 
 

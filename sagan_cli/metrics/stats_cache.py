@@ -108,7 +108,7 @@ def check_compatible(stats: RealStats, path: Path, weights_sha256: str) -> str |
     """
     if stats.foreign:
         return (f"{path} has no sagan protocol metadata (a pytorch-fid file?); using its mu/sigma as given. "
-                "pytorch-fid resizes with F.interpolate, not TF1 bilinear, so FID can differ by a few tenths")
+                "pytorch-fid resizes with F.interpolate, not TF1 bilinear, so FID against it differs slightly from ours")
     if stats.meta.get("protocol") != PROTOCOL:
         raise SaganError(f"--real-stats {path} was computed with protocol {stats.meta.get('protocol')!r}, "
                          f"this sagan uses {PROTOCOL!r}; recompute it with --data")
