@@ -1,0 +1,105 @@
+"""Benchmark the training data path alone: prepared dataset (memmap) → sampler → prefetch thread.
+
+Writes a prepared dataset of ``--images`` random uint8 images to a temporary directory,
+opens it the way ``sagan train`` does (``open_dataset``: ``np.load(mmap_mode="r")``),
+and drains the real ``EpochSampler`` + ``Prefetcher`` pair as fast as it delivers,
+with pinned memory on CUDA (plus the host→device copy of each batch there).
+Nothing else runs, so the figure is the loader's ceiling; ``train_bench.py`` compares it
+with the training step's demand (the issue asks for at least 10×).
+
+The dataset was just written, so it is read from the page cache (a warm cache, as in
+any epoch after the first on a machine whose RAM holds the dataset).
+
+    python benchmarks/loader_bench.py --imsize 64 --batch 64 [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+
+def make_loader(images, batch: int, pin: bool):
+    """The one place this benchmark builds the loader, as ``Trainer.run`` does."""
+    from sagan_cli.data.loader import EpochSampler, Prefetcher
+
+    sampler = EpochSampler(len(images), batch, seed=0)
+    return Prefetcher(images, sampler, pin_memory=pin)
+
+
+def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batches: int = 200,
+                   device: str = "cpu", repeat: int = 3) -> dict:
+    """Images/s the prefetcher delivers (median of ``repeat`` drains of ``batches`` batches)."""
+    import numpy as np
+    import torch
+
+    from sagan_cli.data.dataset import open_dataset, save_dataset
+
+    dev = torch.device(device)
+    pin = dev.type == "cuda"
+    n_images = max(n_images, batch)
+    with tempfile.TemporaryDirectory(prefix="sagan-loader-bench-") as tmp:
+        rng = np.random.default_rng(0)
+        save_dataset(Path(tmp) / "ds", rng.integers(0, 256, (n_images, 3, imsize, imsize), dtype=np.uint8),
+                     source="bench", category=None, split=None)
+        ds = open_dataset(Path(tmp) / "ds", imsize)
+        rates = []
+        for _ in range(repeat):
+            loader = make_loader(ds.images, batch, pin)
+            try:
+                loader.next()  # thread started, first batch read
+                t0 = time.perf_counter()
+                for _ in range(batches):
+                    x, _state = loader.next()
+                    if pin:
+                        x = x.to(dev, non_blocking=True)
+                if pin:
+                    torch.cuda.synchronize(dev)
+                rates.append(batches * batch / (time.perf_counter() - t0))
+            finally:
+                loader.close()
+        del ds
+    return {
+        "img_per_s": statistics.median(rates),
+        "img_per_s_runs": rates,
+        "imsize": imsize,
+        "batch": batch,
+        "dataset_images": n_images,
+        "batches_per_run": batches,
+        "pinned_and_copied_to_device": pin,
+        "cache": "warm (dataset just written; read through the page cache)",
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--imsize", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--images", type=int, default=4096)
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT ('-' for stdout)")
+    args = ap.parse_args(argv)
+    res = measure_loader(args.imsize, args.batch, args.images, args.batches, args.device)
+    print(f"loader ({args.imsize}px, batch {args.batch}, {res['dataset_images']} images, {res['cache']}): "
+          f"{res['img_per_s']:,.0f} img/s (runs: {', '.join(f'{r:,.0f}' for r in res['img_per_s_runs'])})")
+    if args.json:
+        text = json.dumps(res, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
