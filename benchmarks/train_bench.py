@@ -17,8 +17,8 @@ Reported: img/s per arm (median and IQR over ``--steps`` timed iterations after
 ``--warmup``), the ratio sagan/naive (ratio of medians, and the median of per-pair
 ratios), FLOPs per iteration (``torch.utils.flop_counter.FlopCounterMode``, counted on an
 eager copy), the achieved FLOP/s and its fraction of a matmul peak measured on the same
-device (fp32; bf16 too on CUDA), peak memory per iteration (CUDA: max_memory_allocated;
-CPU: peak RSS from /proc/self/status VmHWM after resetting it through /proc/self/clear_refs),
+device (fp32; bf16 too on CUDA), peak memory (CUDA: max_memory_allocated during an iteration;
+CPU: VmHWM of a fresh process that builds the arm and trains two iterations),
 and the loader alone (``loader_bench.py``) against the step's demand.
 
     python benchmarks/train_bench.py                          # auto device, 64 px, batch 64
@@ -238,7 +238,7 @@ def matmul_peaks(device, quick: bool) -> dict:
 
     cuda = device.type == "cuda"
     n = 256 if quick else (8192 if cuda else 2048)
-    reps = 2 if quick else (20 if cuda else 5)
+    reps = 2 if quick else (20 if cuda else 10)
     out = {}
     for name, dtype in (("fp32_matmul", torch.float32),) + ((("bf16_matmul", torch.bfloat16),) if cuda else ()):
         a = torch.randn(n, n, device=device, dtype=dtype)
@@ -262,40 +262,71 @@ def _proc_status_kb(field: str) -> int | None:
     return None
 
 
-def _reset_hwm() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # Linux >= 4.0: reset VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
-
-
-def peak_memory(step, batch, device) -> dict:
-    """Peak memory of one iteration: CUDA max allocated, or CPU peak RSS over the RSS before it."""
-    import resource
-
+def cuda_peak_memory(step, batch, device) -> dict:
+    """CUDA: memory allocated before one iteration and the most allocated during it."""
     import torch
 
-    if device.type == "cuda":
-        sync(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step(batch)
-        sync(device)
-        peak = torch.cuda.max_memory_allocated(device)
-        return {"method": "torch.cuda.max_memory_allocated", "peak_mib": peak / 2**20,
-                "step_delta_mib": (peak - base) / 2**20}
-    if _reset_hwm() and _proc_status_kb("VmRSS") is not None:
-        base = _proc_status_kb("VmRSS")
-        step(batch)
-        peak = _proc_status_kb("VmHWM")
-        return {"method": "VmHWM of /proc/self/status, reset through /proc/self/clear_refs before the iteration",
-                "peak_mib": peak / 1024, "step_delta_mib": (peak - base) / 1024}
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sync(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
     step(batch)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"method": "getrusage ru_maxrss (process-lifetime peak; the delta is 0 once an earlier arm peaked higher)",
-            "peak_mib": peak / 1024, "step_delta_mib": (peak - base) / 1024}
+    sync(device)
+    peak = torch.cuda.max_memory_allocated(device)
+    return {"method": "torch.cuda.max_memory_allocated during one iteration (after warm-up); "
+                      "before = memory_allocated before it (weights, optimiser state, gradients)",
+            "before_mib": base / 2**20, "peak_mib": peak / 2**20, "step_mib": (peak - base) / 2**20}
+
+
+def cpu_peak_memory(arm: str, args, batch_size: int) -> dict | None:
+    """CPU: peak RSS of a fresh process that builds ``arm`` and trains it for two iterations.
+
+    A separate process, because the benchmark's own RSS holds every arm, and memory that
+    one arm freed stays in the C allocator's heap and hides the next arm's peak.
+    """
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", arm, "--device", "cpu",
+           "--imsize", str(args.imsize), "--batch", str(batch_size), "--conv-dim", str(args.conv_dim)]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError):
+        return None
+
+
+def probe_memory(args) -> dict:
+    """The body of ``--probe-memory ARM``: build one arm, note RSS, train two iterations, report VmHWM."""
+    import numpy as np
+    import torch
+
+    from naive_sagan import NaiveTrainer
+    from sagan_cli.config import ModelConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cpu")
+    mcfg = ModelConfig(imsize=args.imsize, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim)
+    images = np.random.default_rng(0).integers(0, 256, (args.batch, 3, args.imsize, args.imsize), dtype=np.uint8)
+    batch = torch.from_numpy(images)
+    if args.probe_memory == "naive":
+        step = NaiveTrainer(mcfg, device).train_step
+    else:
+        trainer = make_sagan_trainer(mcfg, device, images)
+        if args.probe_memory != "sagan":
+            trainer = apply_variant(trainer, args.probe_memory.removeprefix("sagan+"), mcfg, device, images)
+        step = sagan_step_fn(trainer)
+    built = _proc_status_kb("VmRSS")
+    step(batch)
+    step(batch)
+    peak = _proc_status_kb("VmHWM")
+    if built is None or peak is None:
+        import resource
+
+        built, peak = None, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"method": "VmHWM of a fresh process that builds this arm and trains 2 iterations; "
+                      "before = its VmRSS once the arm is built (torch, weights, the batch)",
+            "before_mib": built / 1024 if built is not None else None, "peak_mib": peak / 1024,
+            "step_mib": (peak - built) / 1024 if built is not None else None}
 
 
 def time_alternating(steps: dict, batch, n: int, device, inner: int = 1) -> tuple[dict, dict]:
@@ -451,7 +482,11 @@ def run(args) -> dict:
         arm["fraction_of_fp32_peak"] = arm["flop_per_s"] / fp32_peak
         if "bf16_matmul" in peaks:
             arm["fraction_of_bf16_peak"] = arm["flop_per_s"] / peaks["bf16_matmul"]["flop_per_s"]
-        arm["memory"] = peak_memory(steps[name], batch, device)
+        if device.type == "cuda":
+            arm["memory"] = cuda_peak_memory(steps[name], batch, device)
+        elif name in ("naive", "sagan") or not name.endswith("compile"):
+            say(f"peak memory of {name} (a fresh process) ...")
+            arm["memory"] = cpu_peak_memory(name, args, args.batch)
     host_syncs = count_host_syncs(steps["sagan"], batch, device)
 
     result = {
@@ -522,7 +557,8 @@ def sweep(args, mcfg, device, say) -> list:
         sync(device)
         wall, cpu = time_alternating({"s": step}, batch, args.steps, device, args.inner)
         row = {"batch": b, **summarize(wall["s"], cpu["s"], b)}
-        row["memory"] = peak_memory(step, batch, device)
+        row["memory"] = (cuda_peak_memory(step, batch, device) if device.type == "cuda"
+                         else cpu_peak_memory("sagan", args, b))
         say(f"sweep batch {b}: {row['img_per_s_median']:.1f} img/s")
         rows.append(row)
         del trainer
@@ -539,6 +575,11 @@ def _si(x: float, unit: str) -> str:
     return f"{x:.2f} {unit}"
 
 
+def _mib(mem: dict | None, key: str) -> str:
+    value = (mem or {}).get(key)
+    return "-" if value is None else f"{value:.0f} MiB"
+
+
 def render(res: dict) -> str:
     env = res["environment"]
     out = [
@@ -550,14 +591,14 @@ def render(res: dict) -> str:
         f"sagan settings: {res['sagan_settings']}",
         "",
         f"{'arm':<22} {'img/s median':>12} {'IQR':>17} {'s/iter':>8} {'CPU s':>7} {'FLOP/iter':>12} {'FLOP/s':>13} "
-        f"{'of peak':>8} {'peak mem':>10} {'Δ mem':>10}",
+        f"{'of peak':>8} {'peak mem':>10} {'step mem':>10}",
     ]
     for name, a in res["arms"].items():
         frac = a.get("fraction_of_bf16_peak", a["fraction_of_fp32_peak"])
         out.append(
             f"{name:<22} {a['img_per_s_median']:>12.2f} {a['img_per_s_q1']:>8.2f}–{a['img_per_s_q3']:<8.2f} "
             f"{a['step_s_median']:>8.3f} {a['cpu_s_median']:>7.2f} {_si(a['flops_per_step'], 'FLOP'):>12} {_si(a['flop_per_s'], 'FLOP/s'):>13} "
-            f"{frac:>8.1%} {a['memory']['peak_mib']:>7.0f} MiB {a['memory']['step_delta_mib']:>6.0f} MiB"
+            f"{frac:>8.1%} {_mib(a.get('memory'), 'peak_mib'):>10} {_mib(a.get('memory'), 'step_mib'):>10}"
         )
     peaks = ", ".join(f"{k} {_si(v['flop_per_s'], 'FLOP/s')} ({v['n']})" for k, v in res["matmul_peak"].items())
     out += [
@@ -566,7 +607,8 @@ def render(res: dict) -> str:
         f"{res['ratio_cpu_time']:.2f}× in process CPU time per iteration",
         f"matmul peak: {peaks}; 'of peak' is against the "
         f"{'bf16 matmul' if 'bf16_matmul' in res['matmul_peak'] else 'best fp32'} figure",
-        f"memory: {next(iter(res['arms'].values()))['memory']['method']}",
+        f"memory: {next((a['memory']['method'] for a in res['arms'].values() if a.get('memory')), 'not measured')}; "
+        "step mem = peak - before",
         "params: " + "; ".join(f"{k} G {v['G']:,} D {v['D']:,}" for k, v in res["params"].items()),
         "forward FLOPs per image: " + "; ".join(f"{k} G {_si(v['G'], 'FLOP')} D {_si(v['D'], 'FLOP')}"
                                               for k, v in res["forward_flops_per_image"].items()),
@@ -577,7 +619,7 @@ def render(res: dict) -> str:
                    f"{ld['step_demand_img_per_s']:.1f} img/s ({ld['cache']})")
     for row in res.get("sweep", []):
         out.append(f"sweep: sagan batch {row['batch']}: {row['img_per_s_median']:.1f} img/s "
-                   f"(IQR {row['img_per_s_q1']:.1f}–{row['img_per_s_q3']:.1f}), peak {row['memory']['peak_mib']:.0f} MiB")
+                   f"(IQR {row['img_per_s_q1']:.1f}–{row['img_per_s_q3']:.1f}), peak {_mib(row.get('memory'), 'peak_mib')}")
     for name, ops in res.get("profile", {}).items():
         out += ["", f"profile of one iteration, {name} (self time per op):"]
         out += [f"  {o['op']:<48} {o['self_ms']:>10.1f} ms {o['calls']:>6} calls" for o in ops]
@@ -609,6 +651,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-loader", action="store_true", help="skip the loader measurement")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 32 px, conv dim 16, batch 8, 2 timed iterations, 1 warm-up, small loader test")
+    ap.add_argument("--probe-memory", metavar="ARM", help=argparse.SUPPRESS)  # internal: see cpu_peak_memory
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT ('-' for stdout, table to stderr)")
     args = ap.parse_args(argv)
     cuda = args.device.startswith("cuda") or (args.device == "auto" and _cuda_available())
@@ -631,6 +674,9 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.probe_memory:
+        print(json.dumps(probe_memory(args)))
+        return 0
     res = run(args)
     table = render(res)
     if args.json == "-":
