@@ -3,11 +3,57 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import IO, Callable, Iterator
+
+from sagan_cli.errors import SaganError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: OSError) -> bool:
+    return getattr(exc, "errno", None) in _NO_SPACE
+
+
+def why(path: str | os.PathLike, exc: OSError) -> str:
+    """The reason a write under ``path`` failed, in words: a file standing where a folder should be
+    is named (the OS only says 'File exists' or 'Not a directory')."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        for parent in Path(path).parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    return f"{parent} is a file, not a directory"
+                break
+    return exc.strerror or str(exc)
+
+
+def check_writable(path: str | os.PathLike, flag: str = "") -> None:
+    """Raise now the SaganError a later write to ``path`` would end in (a directory in the way, a file
+    where a folder should be, a read-only folder), so a command fails before its work, not after
+    part of its output is written. Creates nothing."""
+    path = Path(path)
+    if path.is_dir():
+        raise write_error(path, IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)), flag)
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise write_error(path, NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)), flag)
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise write_error(path, PermissionError(errno.EACCES, os.strerror(errno.EACCES)), flag)
+            return
+
+
+def write_error(path: str | os.PathLike, exc: OSError, flag: str = "") -> SaganError:
+    """One line for a failed output write (a full disk, a missing or read-only folder, a directory
+    where a file should go). ``atomic_open`` has already removed its temporary file."""
+    what = f"{flag} {path}" if flag else str(path)
+    if disk_full(exc):
+        return SaganError(f"disk full while writing {what}; nothing was written under that name, free some space")
+    return SaganError(f"{what}: cannot write it ({why(path, exc)})")
 
 
 def _umask() -> int:

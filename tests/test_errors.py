@@ -98,7 +98,7 @@ def good_ckpt(cli, tiny_dataset, tmp_path):
 
 @pytest.mark.parametrize(
     "case,fragment",
-    [("text", "not a readable checkpoint"), ("truncated", "truncated or corrupt"), ("foreign", "not a sagan checkpoint"),
+    [("text", "not a sagan checkpoint"), ("truncated", "truncated or corrupt"), ("foreign", "not a sagan checkpoint"),
      ("pickle", "checkpoint"), ("torch-pickle", "refused to load"), ("directory", "directory")],
 )
 @pytest.mark.parametrize("command", ["sample", "train"])

@@ -3,7 +3,13 @@
 Layout of a run: ``<outdir>/NNNNN-<name>/checkpoints/step-0001000.pt`` plus
 ``latest.pt`` (a hard link to the newest step file, or a copy where links are
 not supported). A checkpoint is a dict of tensors and plain values; see
-``docs/checkpoints.md`` for the keys.
+``docs/train.md`` for the keys.
+
+Faults (see ``docs/errors.md``): a checkpoint holding a non-finite tensor is never
+written; a full disk or any other write error is one line naming the checkpoint
+that is still intact; temporary files left by a killed writer are removed by the
+next save; and "latest" means the newest *complete* checkpoint, even when a crash
+came between writing ``step-N.pt`` and re-pointing ``latest.pt``.
 """
 
 from __future__ import annotations
@@ -15,13 +21,17 @@ import zipfile
 from pathlib import Path
 
 from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_link_or_copy, atomic_open
+from sagan_cli.fsutil import atomic_link_or_copy, atomic_open, disk_full, why
 
 FORMAT = "sagan-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
 STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 RUN_RE = re.compile(r"^(\d{5})-")
+# Temporary siblings written by atomic_open / atomic_link_or_copy for step files and latest.pt.
+TEMP_RE = re.compile(r"^\.(step-\d+\.pt|latest\.pt)\..*\.tmp$")
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save has written zip archives since PyTorch 1.6
+EXIT_DIVERGED = 3
 
 
 def step_file(step: int) -> str:
@@ -29,23 +39,158 @@ def step_file(step: int) -> str:
 
 
 def save_checkpoint(ckpt: dict, ckpt_dir: str | Path, keep: int) -> Path:
-    """Write ``step-N.pt`` atomically, point ``latest.pt`` at it, keep the newest ``keep`` step files."""
-    import torch
+    """Write ``step-N.pt`` atomically, point ``latest.pt`` at it, keep the newest ``keep`` step files.
 
+    Refuses (exit 3) a state holding NaN or inf; any write error is a one-line SaganError
+    that names the checkpoint which is still intact. Nothing half-written is ever renamed
+    to a ``.pt`` name: the temporary file is removed on failure, or by the next save if the
+    process was killed."""
     ckpt_dir = Path(ckpt_dir)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
     path = ckpt_dir / step_file(int(ckpt["step"]))
-    with atomic_open(path) as fh:
-        torch.save(ckpt, fh)
-    atomic_link_or_copy(path, ckpt_dir / LATEST)
+    bad = non_finite_entry(ckpt)
+    if bad:
+        raise SaganError(
+            f"training diverged: {bad} is not finite at step {int(ckpt['step'])}; refusing to write {path} "
+            f"(last good checkpoint: {_describe(newest_checkpoint(ckpt_dir))})", exit_code=EXIT_DIVERGED)
+    saved = False
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(ckpt_dir)
+        _write(ckpt, path)
+        saved = True
+        atomic_link_or_copy(path, ckpt_dir / LATEST)
+    except OSError as exc:
+        raise _write_failed(exc, path, ckpt_dir, saved) from None
     steps = sorted(p for p in ckpt_dir.iterdir() if STEP_RE.match(p.name))
     for old in steps[:-keep]:
         old.unlink(missing_ok=True)
     return path
 
 
+class _RecordingWriter:
+    """What torch.save writes through. torch turns any exception raised by ``write`` into an
+    opaque RuntimeError ('unexpected pos ...'); this remembers the real one, so that a full
+    disk is reported as such and a second Ctrl-C stays a KeyboardInterrupt."""
+
+    def __init__(self, fh):
+        self._fh = fh
+        self.error: BaseException | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self._fh.write(data)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+
+def _write(ckpt: dict, path: Path) -> None:
+    import torch
+
+    with atomic_open(path) as fh:
+        out = _RecordingWriter(fh)
+        try:
+            torch.save(ckpt, out)
+        except RuntimeError:
+            if out.error is not None:
+                raise out.error from None
+            raise
+
+
+def _write_failed(exc: OSError, path: Path, ckpt_dir: Path, saved: bool) -> SaganError:
+    reason = "disk full" if disk_full(exc) else why(path, exc)
+    if saved:
+        return SaganError(f"{path} was saved but {ckpt_dir / LATEST} could not be updated ({reason}); "
+                          f"resume with `sagan train --resume {path}`")
+    prev = newest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    tail = (f"the last checkpoint, {_describe(prev)}, is intact: resume with `sagan train --resume {prev}`"
+            if prev else "no earlier checkpoint of this run exists")
+    if disk_full(exc):
+        return SaganError(f"disk full while writing checkpoint {path}; nothing was saved under that name, "
+                          f"free some space ({tail})")
+    return SaganError(f"cannot write checkpoint {path} ({reason}); {tail}")
+
+
+def non_finite_entry(ckpt: dict) -> str | None:
+    """The first tensor of the networks or optimisers holding NaN/inf, as 'G_ema.<key>', or None."""
+    import torch
+
+    def walk(prefix: str, value):
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                return prefix
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                found = walk(f"{prefix}.{k}", v)
+                if found:
+                    return found
+        elif isinstance(value, (list, tuple)):
+            for i, v in enumerate(value):
+                found = walk(f"{prefix}.{i}", v)
+                if found:
+                    return found
+        return None
+
+    for key in ("G", "D", "G_ema", "opt_G", "opt_D"):
+        found = walk(key, ckpt.get(key))
+        if found:
+            return found
+    return None
+
+
+def remove_stale_temps(ckpt_dir: Path) -> list[Path]:
+    """Delete temporary files a killed writer left in ``ckpt_dir`` (they are never checkpoints)."""
+    removed = []
+    for p in ckpt_dir.iterdir():
+        if TEMP_RE.match(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def newest_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The newest complete checkpoint in ``ckpt_dir``: ``latest.pt``, unless a crash came after
+    a newer ``step-N.pt`` was renamed into place but before ``latest.pt`` was re-pointed.
+
+    "Newer" is by modification time, not step number, so a run resumed from an earlier
+    checkpoint is continued from where it went on, not from the abandoned later files."""
+    latest = ckpt_dir / LATEST
+    best, best_key = None, None
+    for p in [latest, *sorted(ckpt_dir.glob("step-*.pt"), reverse=True)]:
+        if p != latest and not STEP_RE.match(p.name):
+            continue
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        key = (st.st_mtime_ns, p == latest)  # ties (a hard link shares its mtime): latest.pt
+        if best_key is None or key > best_key:
+            best, best_key = p, key
+    return best
+
+
+def _describe(path: Path | None) -> str:
+    """For messages: the step file ``latest.pt`` is a hard link to (it says which step), else the path itself."""
+    if path is None:
+        return "none"
+    if path.name == LATEST:
+        for p in sorted(path.parent.glob("step-*.pt"), reverse=True):
+            try:
+                if p.samefile(path):
+                    return str(p)
+            except OSError:
+                continue
+    return str(path)
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Open a checkpoint with ``weights_only=True``; any problem is a one-line SaganError."""
+    """Open a checkpoint with ``weights_only=True``; any problem is a one-line SaganError.
+
+    A file that is not a zip archive (what torch.save writes) is refused before torch sees
+    it: never unpickled, whatever it holds."""
     import torch
 
     path = Path(path)
@@ -53,6 +198,13 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SaganError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise SaganError(f"expected a checkpoint file, got a directory: {path}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise SaganError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not head.startswith(ZIP_MAGIC):
+        raise SaganError(f"{path} is not a sagan checkpoint: it is {_sniff(head)}, not a PyTorch checkpoint archive")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says enough
             warnings.simplefilter("ignore")
@@ -65,15 +217,46 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SaganError(f"{path} is not a sagan checkpoint (no '{FORMAT}' marker)")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
         raise SaganError(f"{path} was written by a newer sagan (format {ckpt['format_version']}); upgrade sagan")
+    bad = [k for k, kind in REQUIRED_KEYS.items() if not isinstance(ckpt.get(k), kind)]
+    if bad:
+        raise SaganError(f"{path} is an incomplete sagan checkpoint ({', '.join(bad)} missing or malformed)")
     return ckpt
+
+
+# What every command needs from a checkpoint (train --resume needs the rest of it, too).
+REQUIRED_KEYS = {"model_config": dict, "step": int, "G": dict}
+
+
+def _sniff(head: bytes) -> str:
+    """What a file that is not a zip archive looks like, for the error message."""
+    if not head:
+        return "an empty file"
+    if head.startswith(b"\x89PNG"):
+        return "a PNG image"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "a JPEG image"
+    if head.startswith(b"\x93NUMPY"):
+        return "a NumPy array file"
+    if head[:1] == b"\x80":
+        return "a raw Python pickle (never unpickled: it could run code)"
+    if head[:1] in (b"{", b"["):
+        return "a JSON file"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return "an unknown binary file"
+    return "a text file" if text.isprintable() or "\n" in text else "an unknown binary file"
 
 
 def _unpickler_reason(exc: Exception) -> str:
     """The informative line of torch's weights_only refusal (it is many lines long)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for ln in lines:
+    for i, ln in enumerate(lines):
         if "WeightsUnpickler error" in ln:
-            return ln.split("error:", 1)[-1].strip().split(". ")[0][:200]
+            reason = ln.split("error:", 1)[-1].strip()
+            if not reason and i + 1 < len(lines):  # the reason sits on the next line
+                reason = lines[i + 1]
+            return reason.split(". ")[0][:200] or type(exc).__name__
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
@@ -87,24 +270,30 @@ def run_dirs(outdir: str | Path) -> list[Path]:
 
 def new_run_dir(outdir: str | Path, name: str) -> Path:
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
-    while True:
-        existing = [int(RUN_RE.match(p.name).group(1)) for p in run_dirs(outdir)]
-        path = outdir / f"{(max(existing) + 1) if existing else 0:05d}-{safe}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:  # another process took this index
-            continue
+    if outdir.exists() and not outdir.is_dir():
+        raise SaganError(f"--outdir {outdir} exists and is not a directory")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        while True:
+            existing = [int(RUN_RE.match(p.name).group(1)) for p in run_dirs(outdir)]
+            path = outdir / f"{(max(existing) + 1) if existing else 0:05d}-{safe}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:  # another process took this index
+                continue
+    except OSError as exc:
+        raise SaganError(f"--outdir {outdir}: cannot create a run directory there ({why(outdir / safe, exc)})") from None
 
 
 def latest_checkpoint(outdir: str | Path) -> Path:
-    """``latest.pt`` of the newest run under ``outdir`` that has one."""
+    """The newest complete checkpoint of the newest run under ``outdir`` that has one."""
     for run in reversed(run_dirs(outdir)):
-        candidate = run / "checkpoints" / LATEST
-        if candidate.exists():
-            return candidate
+        if (run / "checkpoints").is_dir():
+            found = newest_checkpoint(run / "checkpoints")
+            if found is not None:
+                return found
     raise SaganError(f"no checkpoint found under {outdir}/ (looked for */checkpoints/{LATEST}); train first or pass a path")
 
 
@@ -113,8 +302,8 @@ def resolve_checkpoint_arg(value: str | Path | None, outdir: str | Path = "runs"
     if value is None or str(value) == "latest":
         return latest_checkpoint(outdir)
     path = Path(value)
-    if path.is_dir() and (path / "checkpoints" / LATEST).exists():
-        return path / "checkpoints" / LATEST
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return newest_checkpoint(path / "checkpoints") or path
     return path
 
 
