@@ -102,7 +102,9 @@ def _load_discriminator(state: dict, cfg, device):
     try:
         D.load_state_dict(state["D"])
     except (RuntimeError, KeyError) as exc:
-        raise SaganError(f"checkpoint discriminator weights do not match its model config ({str(exc).splitlines()[0][:160]})") from None
+        from sagan_cli.sample import state_dict_problem
+
+        raise SaganError(f"checkpoint discriminator weights do not match its model config ({state_dict_problem(exc)})") from None
     return D.to(device).eval().requires_grad_(False)
 
 
@@ -170,7 +172,7 @@ def map_key(layer: str, q: int) -> str:
 
 def save_maps(result: AttentionMaps, path: str | Path) -> Path:
     """Raw maps and their coordinates as an .npz (no pickled objects; see docs/attn-map.md for the keys)."""
-    from sagan_cli.fsutil import atomic_open
+    from sagan_cli.fsutil import atomic_open, write_error
 
     arrays: dict[str, np.ndarray] = {
         "imsize": np.array(result.imsize, np.int64),
@@ -188,7 +190,10 @@ def save_maps(result: AttentionMaps, path: str | Path) -> Path:
         for q in range(len(result.queries)):
             arrays[map_key(n, q)] = np.ascontiguousarray(result.maps[n][:, q])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as fh:
-        np.savez(fh, **arrays)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path) as fh:
+            np.savez(fh, **arrays)
+    except OSError as exc:
+        raise write_error(path, exc, "--save-maps") from None
     return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sagan_cli.fsutil import atomic_open
+from sagan_cli.fsutil import atomic_open, write_error
 
 
 def to_uint8(x) -> np.ndarray:
@@ -33,11 +33,17 @@ def grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, fill: int = 
 
 
 def save_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write an H×W×3 uint8 array as PNG atomically (parent directories created)."""
+    """Write an H×W×3 uint8 array as PNG atomically (parent directories created).
+
+    A write that fails (full disk, read-only or missing folder, a directory in the way)
+    is a one-line SaganError, and nothing is left under ``path``."""
     from PIL import Image
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path) as fh:
-        Image.fromarray(image).save(fh, format="PNG")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path) as fh:
+            Image.fromarray(image).save(fh, format="PNG")
+    except OSError as exc:
+        raise write_error(path, exc) from None
     return path

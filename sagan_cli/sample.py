@@ -72,8 +72,17 @@ def load_generator(ckpt: dict, use_ema: bool, device):
     try:
         G.load_state_dict(ckpt["G_ema"] if use_ema else ckpt["G"])
     except (RuntimeError, KeyError) as exc:
-        raise SaganError(f"checkpoint weights do not match its model config ({str(exc).splitlines()[0][:160]})") from None
+        raise SaganError(f"checkpoint weights do not match its model config ({state_dict_problem(exc)})") from None
     return G.to(device).eval().requires_grad_(False), cfg
+
+
+def state_dict_problem(exc: Exception) -> str:
+    """The first concrete line of a load_state_dict error ('size mismatch for ...'), not its header."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for ln in lines:
+        if not ln.endswith(":"):
+            return ln[:200]
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def generate(G, zs, device, batch: int = 64) -> np.ndarray:
@@ -101,5 +110,12 @@ def interpolation_latents(seeds: list[int], steps: int, z_dim: int, truncation: 
 def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[Path]:
     from sagan_cli.images import save_png
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    if outdir.exists() and not outdir.is_dir():
+        raise SaganError(f"--outdir {outdir} exists and is not a directory")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from sagan_cli.fsutil import why
+
+        raise SaganError(f"--outdir {outdir}: cannot create the folder ({why(outdir, exc)})") from None
     return [save_png(img, outdir / f"seed{seed:06d}.png") for img, seed in zip(images, seeds)]
