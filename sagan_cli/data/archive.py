@@ -86,9 +86,8 @@ def extract_lmdb_zip(zip_path: Path, dest: Path, say: Callable[[str], None]) -> 
     except (zipfile.BadZipFile, OSError) as exc:
         raise SaganError(f"{zip_path} is not a readable zip archive ({exc}); a partial download? re-run with --download") from None
     with zf:
-        dest.mkdir(parents=True, exist_ok=True)
         dest = dest.resolve()
-        members = check_members(zf, dest, zip_path)
+        members = check_members(zf, dest, zip_path)  # before anything, even dest, is created
         data = [m for m in members if PurePosixPath(m.filename).name == "data.mdb" and not m.is_dir()]
         if len(data) != 1:
             raise SaganError(f"{zip_path} is not an LSUN lmdb zip: expected one data.mdb inside, found {len(data)}")
@@ -101,6 +100,7 @@ def extract_lmdb_zip(zip_path: Path, dest: Path, say: Callable[[str], None]) -> 
         if done == _zip_identity(zip_path) and (lmdb_dir / "data.mdb").is_file():
             say(f"using {lmdb_dir} (unpacked from {zip_path.name} earlier)")
             return lmdb_dir
+        dest.mkdir(parents=True, exist_ok=True)
         files = [m for m in members if not m.is_dir()]
         total = sum(m.file_size for m in files)
         free = shutil.disk_usage(dest).free

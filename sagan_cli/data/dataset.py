@@ -115,6 +115,24 @@ def read_meta(directory: Path) -> dict | None:
     return meta if isinstance(meta, dict) else None
 
 
+def refuse_pickled(path: Path) -> None:
+    """An ``.npy`` whose header declares Python objects is a pickle: refuse it by its header, unread.
+    (``np.load(allow_pickle=False)`` would refuse it too; this says what the file is.)"""
+    with open(path, "rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                dtype = np.lib.format.read_array_header_1_0(fh)[2]
+            elif version == (2, 0):
+                dtype = np.lib.format.read_array_header_2_0(fh)[2]
+            else:
+                return  # np.load decides
+        except ValueError:
+            return  # not an .npy at all: np.load says so
+    if dtype.hasobject:
+        raise SaganError(f"{path} holds pickled Python objects, not uint8 images; refusing to load it")
+
+
 def open_dataset(directory: str | Path, imsize: int | None = None) -> PreparedDataset:
     """Open and validate a prepared dataset; every problem is a one-line SaganError."""
     directory = Path(directory)
@@ -134,6 +152,7 @@ def open_dataset(directory: str | Path, imsize: int | None = None) -> PreparedDa
     if not meta.get("complete"):
         raise SaganError(f"{directory} is an incomplete dataset; re-run the same `sagan prepare` command to finish it")
     try:
+        refuse_pickled(directory / IMAGES)
         images = np.load(directory / IMAGES, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
         raise SaganError(f"{directory} has no {IMAGES}") from None

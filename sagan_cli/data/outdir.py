@@ -33,13 +33,23 @@ def save_progress(out: Path, state: dict) -> None:
     atomic_write_json(out / PROGRESS, {"format": PROGRESS_FORMAT, **state})
 
 
+def _temps(out: Path) -> list[Path]:
+    """Temporary files our atomic writes leave when the process is killed mid-write."""
+    return [tmp for name in OURS for tmp in out.glob(f".{name}.*.tmp")]
+
+
 def clear(out: Path) -> None:
     """Remove what ``prepare`` wrote — meta.json first, so the dataset stops counting as complete."""
     for name in OURS:
         (out / name).unlink(missing_ok=True)
-    for name in OURS:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+    for tmp in _temps(out):
+        tmp.unlink(missing_ok=True)
+
+
+def _tidy(out: Path, status: str, state: dict | None) -> tuple[str, dict | None]:
+    for tmp in _temps(out):  # a kill mid-commit leaves one; it is never read
+        tmp.unlink(missing_ok=True)
+    return status, state
 
 
 def inspect(out: Path, request: dict, force: bool) -> tuple[str, dict | None]:
@@ -59,18 +69,19 @@ def inspect(out: Path, request: dict, force: bool) -> tuple[str, dict | None]:
                              f"({differences(meta.get('request') or {}, request)}); "
                              "pass --force to rebuild it or choose another --out")
         (out / PROGRESS).unlink(missing_ok=True)  # left by a crash right after meta.json was written
-        return "done", meta
+        return _tidy(out, "done", meta)
     if progress is not None and not force:
         if progress.get("request") != request:
             raise SaganError(f"--out {out} holds an unfinished dataset made differently "
                              f"({differences(progress.get('request') or {}, request)}); "
                              "re-run the original command to finish it, or pass --force to start over")
-        return "resume", progress
+        return _tidy(out, "resume", progress)
     if any((out / name).exists() for name in OURS):
         if force:
             clear(out)
             return "fresh", None
         raise SaganError(f"--out {out} holds an unfinished dataset that cannot be resumed; pass --force to start over")
-    if any(out.iterdir()):
+    leftovers = set(_temps(out))
+    if any(p not in leftovers for p in out.iterdir()):
         raise SaganError(f"--out {out} is a non-empty directory that holds no sagan dataset; choose another --out")
-    return "fresh", None
+    return _tidy(out, "fresh", None)  # empty, or only what a run killed in its first write left

@@ -24,9 +24,10 @@ from typing import Callable, Iterable, Iterator, Protocol
 import numpy as np
 
 from sagan_cli.data import npyfile, outdir
-from sagan_cli.data.dataset import IMAGES, base_meta, write_meta
+from sagan_cli.data.dataset import IMAGES, base_meta, refuse_pickled, write_meta
 from sagan_cli.data.worker import Transform, process_chunk, worker_init
 from sagan_cli.errors import SaganError
+from sagan_cli.fsutil import why
 
 COMMIT_EVERY_S = 2.0
 MAX_SKIP_RECORDS = 100_000
@@ -259,8 +260,10 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
     except OSError as exc:
         if npyfile.disk_full(exc):
             raise _disk_full(out) from None
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise SaganError(f"cannot write the dataset in {out}: {where}{exc.strerror or exc}") from None
+        reason = why(exc.filename or out, exc)
+        if exc.filename and reason == (exc.strerror or str(exc)):
+            reason = f"{exc.filename}: {reason}"
+        raise SaganError(f"cannot write the dataset in {out}: {reason}") from None
     outcome = Outcome(out, run.written, run.skipped_count, resumed_from=start_written, elapsed_s=elapsed,
                       workers=run.workers)
     return _finish_preview(outcome, opts)
@@ -312,6 +315,10 @@ def write_preview(out: Path) -> Path:
     """A grid PNG of the first 64 prepared images, ``preview.png`` in the dataset directory."""
     from sagan_cli.images import grid, save_png
 
-    images = np.load(out / IMAGES, mmap_mode="r", allow_pickle=False)
+    try:
+        refuse_pickled(out / IMAGES)
+        images = np.load(out / IMAGES, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # never unpickled: object arrays are refused
+        raise SaganError(f"{out / IMAGES} cannot be read for the preview ({exc}); rebuild it with --force") from None
     first = np.ascontiguousarray(images[:PREVIEW_IMAGES]).transpose(0, 2, 3, 1)
     return save_png(grid(first, nrow=8), out / outdir.PREVIEW)
