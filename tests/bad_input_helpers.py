@@ -1,0 +1,208 @@
+"""The bad-input matrix's machinery (tests/test_bad_input.py holds the cases): the workspace each case runs in,
+the files a case's setup adds, and the docs/errors.md row each case must have."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pickle
+import re
+import shlex
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, make_images
+from faults_helpers import DATA, RUN, TINY, base_workspace
+from prepare_helpers import make_lsun_lmdb, make_zip
+from sagan_cli.data.dataset import save_dataset
+
+DOC = REPO / "docs" / "errors.md"
+BASE = {
+    "train": [*TINY, "--data", DATA, "--steps", "2", "--batch", "8"],
+    "sample": ["--device", "cpu"],
+    "attn-map": ["--device", "cpu"],
+    "evaluate": ["--device", "cpu", "--inception-weights", "w.pth"],
+}
+
+
+# -------------------------------------------------------------------- workspace and setups
+def _ckpt(ws):
+    return torch.load(ws / "ckpt.pt", weights_only=True)
+
+
+def bad_data(ws, case):
+    d = ws / "bad"
+    save_dataset(d, make_images(16, 32))
+    meta = json.loads((d / "meta.json").read_text())
+    if case == "unfinished":  # what a killed `prepare` leaves: progress.json and images.npy, no meta.json
+        (d / "meta.json").rename(d / "progress.json")
+    elif case == "corrupt-meta":
+        (d / "meta.json").write_text("{not json")
+    elif case == "incomplete":
+        (d / "meta.json").write_text(json.dumps(meta | {"complete": False}))
+    elif case == "truncated-images":
+        raw = (d / "images.npy").read_bytes()
+        (d / "images.npy").write_bytes(raw[: len(raw) // 2])
+    elif case == "no-images":
+        (d / "images.npy").unlink()
+    elif case == "pickled-images":
+        np.save(d / "images.npy", np.array([{"an": "object"}] * 16, dtype=object), allow_pickle=True)
+    elif case == "wrong-dtype":
+        np.save(d / "images.npy", make_images(16, 32).astype(np.float32))
+    elif case == "wrong-size":
+        save_dataset(d, make_images(16, 64))
+    elif case == "count-mismatch":
+        (d / "meta.json").write_text(json.dumps(meta | {"count": 99}))
+
+
+def _save(obj, path):
+    torch.save(obj, path)
+
+
+class _Payload:
+    """Unpickling this creates the file PWNED (the test checks that it never appears)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _lmdb(ws, name):
+    directory, _ = make_lsun_lmdb(ws / "lmdb-src", n=2)
+    return directory.rename(ws / name)
+
+
+def _with_config(ws, **changes):
+    ck = _ckpt(ws)
+    return ck | {"model_config": ck["model_config"] | changes}
+
+
+def _foreign_dir(ws):
+    (ws / "mine").mkdir()
+    (ws / "mine" / "thesis.tex").write_text("precious")
+
+
+def _garbage_lmdb(ws):
+    (ws / "garbage").mkdir()
+    (ws / "garbage" / "data.mdb").write_bytes(b"\0" * 100)
+
+
+SETUPS = {
+    "dir": lambda ws: (ws / "somedir").mkdir(),
+    "dir-png": lambda ws: (ws / "somedir.png").mkdir(),
+    "text": lambda ws: (ws / "notes.txt").write_text("hello, I am not what you are looking for\n"),
+    "afile": lambda ws: (ws / "afile").write_text("a file\n"),
+    "png": lambda ws: Image.new("RGB", (4, 4)).save(ws / "image.png"),
+    "empty": lambda ws: (ws / "empty.pt").write_bytes(b""),
+    "npy": lambda ws: np.save(ws / "array.npy", np.zeros(3)),
+    "raw-pickle": lambda ws: (ws / "pickle.pkl").write_bytes(pickle.dumps({"format": "sagan-checkpoint"})),
+    "truncated": lambda ws: (ws / "truncated.pt").write_bytes((ws / "ckpt.pt").read_bytes()[:300_000]),
+    "foreign": lambda ws: _save({"state_dict": {"w": torch.zeros(2)}}, ws / "foreign.pt"),
+    "newer": lambda ws: _save(_ckpt(ws) | {"format_version": 2}, ws / "newer.pt"),
+    "incomplete": lambda ws: _save({k: v for k, v in _ckpt(ws).items() if k != "model_config"}, ws / "incomplete.pt"),
+    "payload": lambda ws: _save(_ckpt(ws) | {"extra": _Payload(ws / "PWNED")}, ws / "payload.pt"),
+    "g-only": lambda ws: _save({k: v for k, v in _ckpt(ws).items()
+                                if k in ("format", "format_version", "model_config", "step", "G", "G_ema")}, ws / "g-only.pt"),
+    "mismatch": lambda ws: _save(_with_config(ws, g_conv_dim=8), ws / "mismatch.pt"),
+    "noema": lambda ws: _save(_ckpt(ws) | {"G_ema": None}, ws / "noema.pt"),
+    "no-d-attn": lambda ws: _save(_with_config(ws, d_attn=[]), ws / "no-d-attn.pt"),
+    "no-runs": lambda ws: shutil.rmtree(ws / "runs"),
+    "other-data": lambda ws: save_dataset(ws / "data" / "other-32", make_images(64, 32, seed=1)),
+    "foreign-dir": _foreign_dir,
+    "garbage-lmdb": _garbage_lmdb,
+    "bridge-lmdb": lambda ws: _lmdb(ws, "bridge_train_lmdb"),
+    "bridge-zip": lambda ws: (ws / "bridge_train_lmdb.zip").write_bytes(b"PK"),
+    "nodata-zip": lambda ws: zipfile.ZipFile(ws / "nodata.zip", "w").close(),
+    "evil-zip": lambda ws: make_zip(_lmdb(ws, "church_outdoor_train_lmdb"), ws / "evil.zip", extra={"../escaped.txt": b"x"}),
+}
+
+
+@pytest.fixture
+def workspace(tmp_path, tmp_path_factory):
+    base = base_workspace(tmp_path_factory)
+    shutil.copytree(base / "data", tmp_path / "data")
+    shutil.copytree(base / "runs", tmp_path / "runs")
+    shutil.copyfile(base / RUN / "checkpoints" / "latest.pt", tmp_path / "ckpt.pt")
+    (tmp_path / "w.pth").write_bytes(b"")  # evaluate looks for its Inception weights before anything else
+    return tmp_path
+
+
+def skip_reason(case) -> str | None:
+    if case.needs == "no-cuda" and torch.cuda.is_available():
+        return "a CUDA device is present"
+    if case.needs == "no-mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "MPS is present"
+    if case.needs == "no-tensorboard" and importlib.util.find_spec("tensorboard") is not None:
+        return "tensorboard is installed"
+    if case.command == "evaluate":
+        import inspect
+
+        from sagan_cli.evaluate_cli import evaluate
+
+        if "ckpt" not in inspect.signature(evaluate).parameters:
+            return "sagan evaluate is not built yet"
+    return None
+
+
+def argv(case) -> list[str]:
+    return case.command.split() + (BASE.get(case.command, []) if case.base else []) + shlex.split(case.args)
+
+
+# -------------------------------------------------------------------- the docs table
+FRAMEWORK = re.compile(r"^(Invalid value for '[^']+'|No such option: \S+|Missing (option|argument) '[^']+'|"
+                       r"Got unexpected extra argument \(\S+\))")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("<", "&lt;")
+
+
+def _uncell(text: str) -> str:
+    return text.replace("\\|", "|").replace("&lt;", "<")
+
+
+def doc_row(case, message: str) -> str:
+    shown = " ".join(["sagan", case.command, case.args]).strip()
+    return f"| `{case.id}` | `{_cell(shown)}` | {_cell(message)} | {case.code} |"
+
+
+def doc_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in DOC.read_text().splitlines():
+        m = re.match(r"^\| `([a-z0-9-]+)` \|", line)
+        if m:
+            assert m.group(1) not in rows, f"case {m.group(1)} is listed twice in docs/errors.md"
+            rows[m.group(1)] = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+    return rows
+
+
+def normalise(message: str, root: Path) -> str:
+    for prefix in {str(root.resolve()), str(root)}:
+        message = message.replace(prefix + "/", "").replace(prefix, ".")
+    return message
+
+
+def check_documented(case, message: str) -> None:
+    rows = doc_rows()
+    expected = doc_row(case, message)
+    assert case.id in rows, f"docs/errors.md has no row for {case.id}; add:\n{expected}"
+    want = [c.strip() for c in re.split(r"(?<!\\)\|", expected)[1:-1]]
+    shown, documented, code = rows[case.id][1:4]
+    assert (shown, code) == (want[1], want[3]), f"docs/errors.md row {case.id} is out of date; it should read:\n{expected}"
+    documented = _uncell(documented)
+    framework = FRAMEWORK.match(message)
+    if framework:  # Click/Typer's own wording changes between versions: the option it names is what matters
+        assert documented.startswith(framework.group(1)), f"docs/errors.md row {case.id} should read:\n{expected}"
+    elif not case.exact:
+        head = message.split(" (")[0]
+        assert documented.split(" (")[0] == head, f"docs/errors.md row {case.id} is out of date; it should read:\n{expected}"
+    else:
+        assert documented == message, f"docs/errors.md row {case.id} is out of date; it should read:\n{expected}"
