@@ -118,29 +118,41 @@ def test_sigkill_train_then_resume_more_trials(tmp_path, seed, mode, compare):
 
 
 # ------------------------------------------------------------------ prepare
-PREP = ("prepare", "synthetic", "--imsize", 16, "--count", 30000, "--workers", 2)
-_REFERENCE: dict[str, str] = {}
+def _prep(count: int) -> tuple:
+    return ("prepare", "synthetic", "--imsize", 16, "--count", count, "--workers", 2)
 
 
-def _reference_digest(tmp_path_factory) -> str:
-    if "sha" not in _REFERENCE:
+_REFERENCE: dict[int, str] = {}
+
+
+def _reference_digest(tmp_path_factory, count: int) -> str:
+    if count not in _REFERENCE:
         ref = tmp_path_factory.mktemp("prepare-ref")
-        r = run_sagan(*PREP, "--out", "ds", cwd=ref)
+        r = run_sagan(*_prep(count), "--out", "ds", cwd=ref)
         assert r.returncode == 0, r.stderr
-        _REFERENCE["sha"] = hashlib.sha256((ref / "ds" / "images.npy").read_bytes()).hexdigest()
-    return _REFERENCE["sha"]
+        _REFERENCE[count] = hashlib.sha256((ref / "ds" / "images.npy").read_bytes()).hexdigest()
+    return _REFERENCE[count]
 
 
-def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str) -> None:
+def _committed(ds):
+    from sagan_cli.data.outdir import read_progress
+
+    return lambda: ((read_progress(ds) or {}).get("written", 0) > 0)
+
+
+def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str, count: int) -> None:
+    """``early``: killed within 0.3 s of the work starting (the run takes seconds);
+    ``after-commit``: killed up to 1 s after a commit recorded some images (commits come every 2 s)."""
     rng = random.Random(1000 + seed)
-    proc = popen_sagan(*PREP, "--out", "ds", cwd=tmp_path, start_new_session=True)
+    ds = tmp_path / "ds"
+    proc = popen_sagan(*_prep(count), "--out", "ds", cwd=tmp_path, start_new_session=True)
     try:
-        if mode == "mid-write":  # during a progress.json commit after the first (that one is tested in-process:
-            # test_faults_disk.py::test_prepare_killed_in_its_first_write_leaves_a_directory_it_can_resume)
-            wait_until(lambda: (tmp_path / "ds").is_dir(), proc, timeout=60, what="the output directory")
-            freeze_mid_write(proc, tmp_path / "ds", skip=1, timeout=60)
+        if mode == "early":
+            wait_until(lambda: (ds / "images.npy").exists(), proc, timeout=60, what="the work to start")
+            _sleep(proc, rng.uniform(0.0, 0.3))
         else:
-            _sleep(proc, rng.uniform(0.2, 2.5))
+            wait_until(_committed(ds), proc, timeout=120, what="a commit with images in it")
+            _sleep(proc, rng.uniform(0.0, 1.0))
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the parent and its decoding workers
@@ -148,31 +160,31 @@ def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str) -> Non
     assert proc.returncode == -signal.SIGKILL
     from sagan_cli.data.outdir import read_progress
 
-    done = (read_progress(tmp_path / "ds") or {}).get("written", 0) if (tmp_path / "ds").is_dir() else 0
-    if (tmp_path / "ds").exists():
-        r = cli("train", *TINY, "--data", "ds", "--steps", 2)
-        assert_one_line_error(r, "ds is not a complete prepared dataset", "to finish it")
-    r = run_sagan(*PREP, "--out", "ds", cwd=tmp_path)
+    done = (read_progress(ds) or {}).get("written", 0)
+    r = cli("train", *TINY, "--data", "ds", "--steps", 2)
+    assert_one_line_error(r, "ds is not a complete prepared dataset", "to finish it")
+    r = run_sagan(*_prep(count), "--out", "ds", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert hashlib.sha256((tmp_path / "ds" / "images.npy").read_bytes()).hexdigest() == _reference_digest(tmp_path_factory)
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == ["images.npy", "meta.json"], "leftovers"
-    ds = open_dataset(tmp_path / "ds")
-    assert len(ds) == 30000
+    assert hashlib.sha256((ds / "images.npy").read_bytes()).hexdigest() == _reference_digest(tmp_path_factory, count)
+    assert sorted(p.name for p in ds.iterdir()) == ["images.npy", "meta.json"], "leftovers"
+    got = open_dataset(ds)
+    assert len(got) == count
+    if mode == "after-commit":
+        assert done > 0
     if done:  # from the last commit: nothing it recorded is redone, nothing after it is lost
-        assert f"resuming ds: {done} of 30000 images done" in r.stdout
-        assert ds.meta["last_run"]["images"] == 30000 - done
-    np.testing.assert_array_equal(ds.images[-1], render(0, 29999, 16))
+        assert f"resuming ds: {done} of {count} images done" in r.stdout
+        assert got.meta["last_run"]["images"] == count - done
+    np.testing.assert_array_equal(got.images[-1], render(0, count - 1, 16))
 
 
-@pytest.mark.parametrize("seed,mode", [(0, "mid-write")])
-def test_sigkill_prepare_then_rerun(tmp_path, tmp_path_factory, cli, seed, mode):
-    _prepare_trial(tmp_path, tmp_path_factory, cli, seed, mode)
+def test_sigkill_prepare_then_rerun(tmp_path, tmp_path_factory, cli):
+    _prepare_trial(tmp_path, tmp_path_factory, cli, 0, "early", 30000)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed,mode", [(1, "random"), (2, "random"), (3, "mid-write"), (4, "random"), (5, "mid-write")])
+@pytest.mark.parametrize("seed,mode", [(1, "after-commit"), (2, "early"), (3, "after-commit"), (4, "after-commit")])
 def test_sigkill_prepare_then_rerun_more_trials(tmp_path, tmp_path_factory, cli, seed, mode):
-    _prepare_trial(tmp_path, tmp_path_factory, cli, seed, mode)
+    _prepare_trial(tmp_path, tmp_path_factory, cli, seed, mode, 30000 if mode == "early" else 100000)
 
 
 # ------------------------------------------------------------------ the two windows a random kill rarely hits

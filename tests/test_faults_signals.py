@@ -55,7 +55,8 @@ def test_a_second_ctrl_c_during_the_final_checkpoint_aborts_cleanly(tmp_path, tm
     """The first Ctrl-C asks for a checkpoint; a second one, arriving while it is written, aborts at once:
     exit 130, one line, and no temporary or half-written file (torch.save must not swallow the interrupt)."""
     populate(tmp_path, tmp_path_factory, run=False)
-    proc = popen_sagan(*LONG, "--ckpt-every", 1000, cwd=tmp_path)
+    # wider nets: a ~30 MB checkpoint takes long enough to write that the one write is surely seen
+    proc = popen_sagan(*LONG, "--ckpt-every", 1000, "--g-conv-dim", 64, "--d-conv-dim", 64, cwd=tmp_path)
     ckdir = tmp_path / RUN / "checkpoints"
     wait_until(_first_step_logged(tmp_path / RUN), proc, what="the first step")
     proc.send_signal(signal.SIGINT)
