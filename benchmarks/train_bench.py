@@ -41,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +58,12 @@ VARIANTS = {
     "fused_adam": "Adam(fused=True) for both optimisers",
     "attn_sdpa": "attention through F.scaled_dot_product_attention(scale=1.0)",
     "attn_explicit": "attention as bmm + softmax + bmm",
+    "attn_bmm_sliced": "explicit attention without oneDNN: batched bmm over slices of the batch",
+    "attn_bmm_whole": "explicit attention without oneDNN, whole batch at once (no slicing)",
+    "qkv_separate": "the three 1x1 attention projections as three convolutions",
+    "before": "attention as before the speed work: SDPA and three projection convolutions",
     "no_amp": "no autocast (fp32)",
+    "cudagraphs": "torch.compile(mode='reduce-overhead') of G and D: CUDA graphs (no effect on the CPU)",
 }
 
 
@@ -148,6 +154,11 @@ def apply_variant(trainer, name: str, mcfg, device, images_u8):
 
     if name in ("compile", "eager"):
         return make_sagan_trainer(mcfg, device, images_u8, compile=name == "compile")
+    if name == "cudagraphs":
+        trainer = make_sagan_trainer(mcfg, device, images_u8, compile=False)
+        trainer.G_step = torch.compile(trainer.G, mode="reduce-overhead")
+        trainer.D_step = trainer.D_frozen = torch.compile(trainer.D, mode="reduce-overhead")
+        return trainer
     if name == "no_amp":
         return make_sagan_trainer(mcfg, device, images_u8, amp=False)
     if name in ("channels_last", "contiguous"):
@@ -161,9 +172,22 @@ def apply_variant(trainer, name: str, mcfg, device, images_u8):
         trainer.opt_G = torch.optim.Adam(trainer.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), fused=True)
         trainer.opt_D = torch.optim.Adam(trainer.D.parameters(), lr=t.lr_d, betas=(t.beta1, t.beta2), fused=True)
         return trainer
-    if name in ("attn_sdpa", "attn_explicit"):
-        for block in attention_layers(trainer.G, trainer.D).values():
+    blocks = list(attention_layers(trainer.G, trainer.D).values())
+    if trainer.ema is not None:
+        blocks += list(trainer.ema.model.attn.values())
+    if name in ("attn_sdpa", "attn_explicit", "attn_bmm_sliced", "attn_bmm_whole"):
+        for block in blocks:
             block.impl = "sdpa" if name == "attn_sdpa" else "explicit"
+            if name.startswith("attn_bmm"):
+                block.onednn = False
+            if name == "attn_bmm_whole":
+                block.chunk_bytes = 0
+        return trainer
+    if name in ("qkv_separate", "before"):
+        for block in blocks:
+            block.project = types.MethodType(lambda self, x: (self.query(x), self.key(x), self.value(x)), block)
+            if name == "before":
+                block.impl = "sdpa"
         return trainer
     raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 

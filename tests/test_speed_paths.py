@@ -1,6 +1,7 @@
 """The fast paths compute the same maths as the plain ones, and the training benchmark keeps running.
 
 * attention through scaled_dot_product_attention(scale=1.0) = the explicit softmax form;
+* the explicit form with its products in oneDNN (``cpu_attention``) = the same in bmm;
 * the explicit form taken over the batch in slices (``chunk_bytes``) = the whole batch at once;
 * channels_last tensors and weights = NCHW, for G and D, outputs and gradients;
 * ``benchmarks/train_bench.py --quick --json`` runs and writes every key the docs quote.
@@ -20,14 +21,28 @@ import pytest
 import torch
 
 from sagan_cli.config import ModelConfig
-from sagan_cli.models import Discriminator, Generator, SelfAttention, attention_layers
+from sagan_cli.models import Discriminator, Generator, SelfAttention, attention_layers, cpu_attention
 
 REPO = Path(__file__).resolve().parents[1]
 CL = torch.channels_last
 
 
-def _grads(module, x):
-    return [p.grad.clone() for p in module.parameters() if p.grad is not None] + [x.grad.clone()]
+def _grads(module, x=None):
+    """Gradients of the parameters (and of ``x``), the key biases checked apart.
+
+    A key bias adds the same q_j·b to every logit of query j, which softmax ignores: its
+    true gradient is exactly 0 and what backward returns is rounding noise of sums of
+    large terms, so it is checked for being ~0 rather than compared between paths.
+    """
+    named = {n: p for n, p in module.named_parameters() if p.grad is not None}
+    grads = [p.grad.detach().contiguous() for n, p in named.items() if not n.endswith("key.bias")]
+    if x is not None:
+        grads.append(x.grad.detach().contiguous())
+    scale = max(float(g.abs().max()) for g in grads)
+    for n, p in named.items():
+        if n.endswith("key.bias"):
+            assert float(p.grad.abs().max()) <= 1e-5 * scale, n
+    return grads
 
 
 def _run(block, x, impl=None, chunk_bytes=None):
@@ -48,9 +63,7 @@ def _close(a, b, tol=1e-5):
     """Outputs equal to ``tol``; each gradient equal to ``tol`` times its largest entry.
 
     Gradients are sums over batch and positions, accumulated in a different order by each
-    path, so they are compared at their own scale (plus 1e-6 absolute: the key bias has a
-    true gradient of exactly 0, softmax being blind to a per-row constant, so it holds
-    rounding noise only).
+    path, so they are compared at their own scale (plus 1e-6 absolute for tiny entries).
     """
     ya, ga = a
     yb, gb = b
@@ -78,6 +91,54 @@ def test_sdpa_and_explicit_attention_agree_with_gradients(form, layout):
             x = x.contiguous(memory_format=CL)
             block = block.to(memory_format=CL)
         _close(_run(block, x, impl="sdpa"), _run(block, x, impl="explicit"))
+
+
+@pytest.mark.parametrize("form", ["paper", "official"])
+def test_onednn_attention_equals_the_bmm_path(form, monkeypatch):
+    if not cpu_attention.available():
+        pytest.skip("this torch build has no oneDNN linear op; the bmm path is used")
+    block = _attention(64, form)
+    x = torch.randn(3, 64, 32, 32)  # G's 32×32 layer: N·M at or above MIN_ELEMENTS
+    n, m = 1024, (256 if form == "official" else 1024)
+    assert n * m >= cpu_attention.MIN_ELEMENTS
+    calls = []
+    monkeypatch.setattr(cpu_attention, "attend", lambda *a, _f=cpu_attention.attend: calls.append(1) or _f(*a))
+    onednn = _run(block, x, impl="explicit")
+    assert calls, "the oneDNN path was not taken"
+    monkeypatch.setattr(cpu_attention, "MIN_ELEMENTS", 1 << 40)
+    _close(onednn, _run(block, x, impl="explicit"))
+
+
+def test_onednn_attention_is_deterministic_and_no_grad_gives_the_same_output():
+    # Resuming a run reproduces it bit for bit only if repeated calls agree exactly.
+    if not cpu_attention.available():
+        pytest.skip("this torch build has no oneDNN linear op")
+    q, k, v = torch.randn(2, 8, 1024), torch.randn(2, 8, 1024), torch.randn(2, 64, 1024)
+    g = torch.randn(2, 1024, 64)
+    with torch.no_grad():
+        plain = cpu_attention.attend(q, k, v)
+    runs = []
+    for _ in range(2):
+        qq, kk, vv = (t.clone().requires_grad_() for t in (q, k, v))
+        out = cpu_attention.attend(qq, kk, vv)
+        assert out.grad_fn is not None
+        out.backward(g)
+        runs.append([out.detach(), qq.grad, kk.grad, vv.grad])
+    assert torch.equal(plain, runs[0][0])
+    assert all(torch.equal(a, b) for a, b in zip(*runs))
+
+
+def test_onednn_attention_falls_back_when_the_op_is_missing(monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("no such op")
+
+    monkeypatch.setattr(cpu_attention, "_checked", {})
+    monkeypatch.setattr(cpu_attention, "_mm_t", broken)
+    assert not cpu_attention.available()
+    block = _attention(64, "paper")
+    x = torch.randn(2, 64, 32, 32)
+    y = block(x)  # takes the bmm path instead
+    assert y.shape == x.shape and torch.isfinite(y).all()
 
 
 def test_auto_attention_is_explicit_on_cpu():
@@ -119,26 +180,13 @@ def test_attention_weights_are_whole_batch_and_match_the_sliced_output():
 
 
 def _net_run(net, inp):
-    """Output and gradients of sum(w * net(inp)); the key biases' gradients are returned apart.
-
-    A key bias adds the same q_j·b to every logit of query j, which softmax ignores: its
-    true gradient is exactly 0 and what backward returns is rounding noise of sums of
-    large terms, so it is checked for being ~0 rather than compared between paths.
-    """
+    """Output and gradients (see ``_grads``) of sum(w * net(inp))."""
     net = copy.deepcopy(net)
     inp = inp.detach().clone().requires_grad_(inp.is_floating_point() and inp.dim() == 4)
     out = net(inp)
     w = torch.randn(out.shape, generator=torch.Generator().manual_seed(3))
     (out * w).sum().backward()
-    named = dict(net.named_parameters())
-    grads = [p.grad.contiguous() for n, p in named.items() if not n.endswith("key.bias")]
-    if inp.requires_grad:
-        grads.append(inp.grad.contiguous())
-    scale = max(float(g.abs().max()) for g in grads)
-    for n, p in named.items():
-        if n.endswith("key.bias"):
-            assert float(p.grad.abs().max()) <= 1e-5 * scale, n
-    return out.detach().contiguous(), grads
+    return out.detach().contiguous(), _grads(net, inp if inp.requires_grad else None)
 
 
 @pytest.mark.parametrize("imsize", [32, 64])

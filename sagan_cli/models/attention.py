@@ -12,7 +12,8 @@ Here g is ``query``, f is ``key``, h is ``value``; queries index rows of β.
 Two paths with the same maths: ``forward(x, weights=[])`` always uses an explicit
 softmax and appends the B×N×M attention matrix (rows sum to 1); ``forward(x)`` uses
 ``scaled_dot_product_attention`` with ``scale=1.0`` or the explicit form, whichever is
-faster on the input's device (``impl``, see ``use_sdpa``).
+faster on the input's device (``impl``, see ``use_sdpa``). Speed measurements:
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from sagan_cli.models import cpu_attention
 
 
 ATTN_CHUNK_BYTES = 8 << 20
@@ -51,6 +54,9 @@ class SelfAttention(nn.Module):
         # Explicit path without weights: the batch is processed in slices of about this many
         # bytes of attention matrix (0: the whole batch at once). See _explicit.
         self.chunk_bytes = ATTN_CHUNK_BYTES
+        # Explicit path without weights on the CPU: large maps through oneDNN (cpu_attention).
+        # False keeps them on the bmm path (benchmarks/train_bench.py measures the difference).
+        self.onednn = True
 
     def key_grid(self, h: int, w: int) -> tuple[int, int]:
         """Shape of the key/value grid for an h×w input (pooled in the official form)."""
@@ -108,13 +114,18 @@ class SelfAttention(nn.Module):
         (β, its gradient, the softmax gradient) is produced and consumed row-major; the
         form v·βᵀ would make autograd transpose-copy the N×M gradient of β.
 
-        Without ``weights``, on the CPU, the batch is taken in slices of images whose N×M
-        matrices together stay under ``chunk_bytes``: each image's attention is independent, so
+        Without ``weights``, on the CPU, large maps (G's 32×32 layer) go one image at a time
+        through oneDNN's matrix product (``cpu_attention``: the same sums, about twice as fast
+        where PyTorch's BLAS is MKL on an AMD processor); other maps are taken in slices of
+        images whose N×M matrices together stay under ``chunk_bytes``: each image's attention
+        is independent, so
         this is the same computation, but the slice's matrix is still in cache when the
         softmax and the second product read it, and the allocator reuses the freed slices
         instead of mapping fresh zeroed pages for a B×N×M block (256 MiB for G's 32×32 layer
         at batch 64) on every call.
         """
+        if weights is None and self.onednn and cpu_attention.wanted(q, k, v):
+            return cpu_attention.attend(q, k, v).transpose(1, 2)
         b, n, m = q.shape[0], q.shape[-1], k.shape[-1]
         step = b
         # Not on a GPU: its caching allocator already reuses memory, slices would only add kernel
