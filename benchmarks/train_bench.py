@@ -215,9 +215,9 @@ def forward_flops_per_image(G, D, z_dim: int, device, batch: int = 2) -> dict:
     from sagan_cli.models import attention_layers
 
     blocks = attention_layers(G, D).values() if hasattr(G, "attn") else ()
-    saved = [(b, getattr(b, "impl", None)) for b in blocks]
+    saved = [(b, b.impl, b.onednn) for b in blocks]
     for b in blocks:
-        b.impl = "explicit"
+        b.impl, b.onednn = "explicit", False  # bmm, which the counter knows
     try:
         with torch.no_grad():
             z = torch.randn(batch, z_dim, device=device)
@@ -225,8 +225,8 @@ def forward_flops_per_image(G, D, z_dim: int, device, batch: int = 2) -> dict:
             x = torch.randn(batch, 3, G_imsize(G, z), G_imsize(G, z), device=device)
             d = count_flops(lambda: D(x))
     finally:
-        for b, impl in saved:
-            b.impl = impl
+        for b, impl, onednn in saved:
+            b.impl, b.onednn = impl, onednn
     return {"G": g // batch, "D": d // batch}
 
 
@@ -475,9 +475,12 @@ def run(args) -> dict:
         "naive": {"G": sum(p.numel() for p in naive.G.parameters()), "D": sum(p.numel() for p in naive.D.parameters())},
         "sagan": {"G": sum(p.numel() for p in sagan.G.parameters()), "D": sum(p.numel() for p in sagan.D.parameters())},
     }
-    # FLOPs on eager fp32 copies (a compiled graph hides its kernels from the counter).
+    # FLOPs on an eager copy (a compiled graph hides its kernels from the counter), its CPU
+    # attention on the bmm path: the counter has no formula for oneDNN's linear op.
     say("counting FLOPs ...")
     eager_sagan = make_sagan_trainer(mcfg, device, images, compile=False)
+    for block in _attn(eager_sagan):
+        block.onednn = False
     flops_fwd = {
         "naive": forward_flops_per_image(naive.G, naive.D, mcfg.z_dim, device),
         "sagan": forward_flops_per_image(eager_sagan.G, eager_sagan.D, mcfg.z_dim, device),
@@ -528,6 +531,7 @@ def run(args) -> dict:
             "memory_format": str(sagan.memory_format).replace("torch.", ""),
             "attention": sorted({"sdpa" if b.use_sdpa(batch.to(device)) else "explicit" for b in _attn(sagan)}),
             "host_syncs_per_step": host_syncs,
+            "cpu_attention_onednn": _onednn_available() if device.type == "cpu" else None,
             "ema": sagan.ema is not None,
         },
         "variants": {v: VARIANTS[v] for v in args.variants},
@@ -555,6 +559,12 @@ def run(args) -> dict:
     if hasattr(os, "getloadavg"):
         env["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+def _onednn_available() -> bool:
+    from sagan_cli.models import cpu_attention
+
+    return cpu_attention.available()
 
 
 def _attn(trainer):
