@@ -666,6 +666,28 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def render_markdown(res: dict) -> str:
+    """The arms as a Markdown table (what docs/performance.md quotes)."""
+    env = res["environment"]
+    lines = [
+        f"{env['device_name']} ({env['device']}), {env['threads']} threads, torch {env['torch']}, "
+        f"{res['imsize']} px, batch {res['batch']}, {res['timed_steps_per_arm']}×{res['iterations_per_timed_step']} "
+        f"timed iterations per arm, load average {env.get('loadavg_start')} → {env.get('loadavg_end')}",
+        "",
+        "| arm | img/s (median) | IQR | s/iter | CPU s/iter | GFLOP/iter | achieved FLOP/s | of peak | peak memory |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, a in res["arms"].items():
+        frac = a.get("fraction_of_bf16_peak", a["fraction_of_fp32_peak"])
+        lines.append(
+            f"| {name} | {a['img_per_s_median']:.1f} | {a['img_per_s_q1']:.1f}–{a['img_per_s_q3']:.1f} | "
+            f"{a['step_s_median']:.3f} | {a['cpu_s_median']:.2f} | {a['flops_per_step'] / 1e9:.1f} | "
+            f"{_si(a['flop_per_s'], 'FLOP/s')} | {frac:.0%} | {_mib(a.get('memory'), 'peak_mib')} |")
+    lines += ["", f"sagan / naive: **{res['ratio']:.2f}×** (ratio of medians), {res['ratio_paired_median']:.2f}× "
+                  f"(median of pairs), {res['ratio_cpu_time']:.2f}× (process CPU time)"]
+    return "\n".join(lines)
+
+
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -686,6 +708,8 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: 32 px, conv dim 16, batch 8, 2 timed iterations, 1 warm-up, small loader test")
     ap.add_argument("--probe-memory", metavar="ARM", help=argparse.SUPPRESS)  # internal: see cpu_peak_memory
+    ap.add_argument("--markdown", action="store_true", help="also print the arms as a Markdown table")
+    ap.add_argument("--from-json", metavar="IN", help="measure nothing: render the results saved in IN")
     ap.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT ('-' for stdout, table to stderr)")
     args = ap.parse_args(argv)
     cuda = args.device.startswith("cuda") or (args.device == "auto" and _cuda_available())
@@ -711,8 +735,8 @@ def main(argv=None) -> int:
     if args.probe_memory:
         print(json.dumps(probe_memory(args)))
         return 0
-    res = run(args)
-    table = render(res)
+    res = json.loads(Path(args.from_json).read_text()) if args.from_json else run(args)
+    table = render(res) + ("\n\n" + render_markdown(res) if args.markdown else "")
     if args.json == "-":
         print(table, file=sys.stderr)
         print(json.dumps(res, indent=2))

@@ -85,7 +85,9 @@ def test_ctrl_c_at_a_random_moment_of_start_up(tmp_path, tmp_path_factory, seed)
     proc.wait(timeout=120)
     out, err = outputs(tmp_path)
     ckdir = tmp_path / RUN / "checkpoints"
-    if proc.returncode == 130:
+    # 130, or death by SIGINT itself (-2, which a shell shows as 130 too): CPython ends that way when the
+    # interrupt first surfaced inside code run by PyRun_* (as during `import torch`), even after sys.exit(130)
+    if proc.returncode in (130, -signal.SIGINT):
         assert err.strip().splitlines() == ["error: interrupted"], err
         assert not ckdir.exists() or not any(ckdir.iterdir())
     else:
