@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from enum import Enum
 from pathlib import Path
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             hint = f" (see `{ctx.command_path} --help`)"
-        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        # one line: Click lays some messages out over several (a choice list, one item a line)
+        message = re.sub(r"\s*\n\s*", " ", exc.format_message().strip())
+        print(f"error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except typer.Abort:
         print("aborted", file=sys.stderr)
@@ -281,7 +284,12 @@ def attn_map(
     from sagan_cli.sample import parse_seeds
     from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg
 
+    from sagan_cli.fsutil import check_writable
+
     _png_out(out)
+    check_writable(out)
+    if save_maps is not None:  # before any work: a failed command leaves no figure behind
+        check_writable(save_maps, "--save-maps")
     seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
     if len(seed_list) > MAX_ATTN_SEEDS:
         raise SaganError(f"--seeds: {len(seed_list)} seeds, at most {MAX_ATTN_SEEDS} (one figure row each); split the range")

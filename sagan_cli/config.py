@@ -123,6 +123,8 @@ class TrainConfig:
             ("batch", self.batch >= 1, ">= 1"),
             ("lr-g", self.lr_g > 0, "> 0"),
             ("lr-d", self.lr_d > 0, "> 0"),
+            ("lr-g", math.isfinite(self.lr_g), "finite"),  # inf passes '> 0' and would only 'diverge' later
+            ("lr-d", math.isfinite(self.lr_d), "finite"),
             ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
             ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
             ("ema-decay", 0 < self.ema_decay < 1, "in (0, 1)"),

@@ -32,9 +32,6 @@ class Case:
     exact: bool = True  # False: the docs must match up to the first " (" (the rest is a library's words)
 
 
-ATTN_PARTIAL = "bug: sagan_cli/cli.py writes attn-map.png before --save-maps fails, so the failed command leaves a figure"
-
-
 def C(id, command, args, fragment, *setup, **kw):
     return Case(id, command, args, fragment, tuple(setup), **kw)
 
@@ -81,8 +78,7 @@ CASES = [
     C("train-lr-negative", "train", "--lr-d -1", "--lr-d must be > 0"),
     C("train-lr-zero", "train", "--lr-g 0", "--lr-g must be > 0"),
     C("train-lr-nan", "train", "--lr-g nan", "--lr-g must be > 0"),
-    C("train-lr-infinite", "train", "--lr-g inf", "--lr-g must be finite",
-      xfail="bug: --lr-g/--lr-d inf pass the range check in sagan_cli/config.py and the run 'diverges' (exit 3)"),
+    C("train-lr-infinite", "train", "--lr-g inf", "--lr-g must be finite"),
     C("train-lr-not-a-number", "train", "--lr-g fast", "'--lr-g'"),
     C("train-beta1-negative", "train", "--beta1 -0.5", "--beta1 must be in [0, 1)"),
     C("train-beta2-too-large", "train", "--beta2 1.5", "--beta2 must be in [0, 1)"),
@@ -123,8 +119,7 @@ CASES = [
     C("train-resume-latest-without-runs", "train", "--resume latest --outdir elsewhere", "no checkpoint found under elsewhere/"),
     *[C(f"train-resume-{c.id.split('-checkpoint-')[1]}", "train", "--resume " + c.args, c.fragment, *c.setup,
         exact=c.exact) for c in _ckpt_cases("x", "train", "")],
-    C("train-resume-weights-only", "train", "--resume g-only.pt --steps 9", "holds no training state", "g-only",
-      xfail="bug: a checkpoint without train_config/optimiser state reaches session.py's KeyError (traceback)"),
+    C("train-resume-weights-only", "train", "--resume g-only.pt --steps 9", "holds no training state", "g-only"),
     C("train-resume-batch-differs", "train", "--resume ckpt.pt --batch 4 --steps 9", "--batch 4 differs"),
     C("train-resume-model-differs", "train", "--resume ckpt.pt --g-conv-dim 32 --steps 9", "--g-conv-dim 32 differs"),
     C("train-resume-already-finished", "train", "--resume ckpt.pt", "already at step 2"),
@@ -174,9 +169,8 @@ CASES = [
     C("attn-map-out-not-png", "attn-map", "ckpt.pt --query 1,1 --out a.jpg", "ending in .png"),
     C("attn-map-out-unwritable", "attn-map", "ckpt.pt --query 1,1 --out afile/a.png", "cannot write it", "afile"),
     C("attn-map-save-maps-unwritable", "attn-map", "ckpt.pt --query 1,1 --save-maps afile/m.npz", "--save-maps afile/m.npz",
-      "afile", xfail=ATTN_PARTIAL),
-    C("attn-map-save-maps-is-a-directory", "attn-map", "ckpt.pt --query 1,1 --save-maps somedir", "Is a directory", "dir",
-      xfail=ATTN_PARTIAL),
+      "afile"),
+    C("attn-map-save-maps-is-a-directory", "attn-map", "ckpt.pt --query 1,1 --save-maps somedir", "Is a directory", "dir"),
     C("attn-map-device-unknown", "attn-map", "ckpt.pt --query 1,1 --device tpu", "--device 'tpu'"),
     C("attn-map-checkpoint-missing", "attn-map", "missing.pt --query 1,1", "checkpoint not found"),
     *_ckpt_cases("attn-map", "attn-map", "--query 1,1", only=("png", "truncated", "foreign", "payload")),
@@ -201,8 +195,7 @@ CASES = [
     C("folder-crop-unknown", "prepare folder", "somedir --crop diag", "'--crop'", "dir"),
     C("folder-resample-unknown", "prepare folder", "somedir --resample nearest", "'--resample'", "dir"),
     C("folder-imsize-not-a-number", "prepare folder", "somedir --imsize big", "'--imsize'", "dir"),
-    C("lsun-category-missing", "prepare lsun", "", "'category'",
-      xfail="bug: Click's 'Choose from:' list spans 11 lines; sagan_cli/cli.py prints it as is"),
+    C("lsun-category-missing", "prepare lsun", "", "'category'"),
     C("lsun-category-unknown", "prepare lsun", "cathedral", "'cathedral'"),
     C("lsun-split-unknown", "prepare lsun", "church_outdoor --split test", "'--split'"),
     C("lsun-no-source", "prepare lsun", "church_outdoor", "--lmdb DIR"),

@@ -244,8 +244,6 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_save(cli, tmp_path
                                                         "step-0000003.pt"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a resumed run appends to metrics.jsonl after the records the killed run "
-                                       "logged past its checkpoint, so those steps appear twice (sagan_cli/train/logger.py)")
 def test_after_kill_and_resume_metrics_hold_one_record_per_step(cli, tmp_path, tmp_path_factory, monkeypatch):
     from sagan_cli.train import logger as logmod
 

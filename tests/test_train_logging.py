@@ -66,3 +66,33 @@ def test_non_finite_loss_stops_the_run_and_never_checkpoints_it(tiny_dataset, tm
     assert sorted(p.name for p in ckdir.iterdir()) == ["latest.pt", "step-0000001.pt", "step-0000002.pt"]
     good = torch.load(ckdir / "latest.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in good["D"].values() if v.is_floating_point())
+
+
+def test_a_resumed_run_drops_what_the_killed_run_logged_past_its_checkpoint(tmp_path):
+    """metrics.jsonl after a resume from step 4: training records up to 4, the evaluation records of any step,
+    no torn last line; then the resumed run's own records."""
+    import json
+
+    path = tmp_path / "metrics.jsonl"
+    lines = [{"step": s, "d_loss": 1.0} for s in (2, 4, 6)] + [{"kind": "eval", "step": 6, "fid": 50.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"step": 8, "d_lo')  # killed mid-line
+    logger = TrainLogger(tmp_path, total_steps=10, start_step=4, tensorboard=False, console=Console(file=io.StringIO()))
+    logger.log({"step": 5, "steps": 10, "d_loss": 0.5})
+    logger.close()
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(r.get("kind"), r["step"]) for r in recs] == [(None, 2), (None, 4), ("eval", 6), (None, 5)]
+
+
+def test_a_fresh_logger_leaves_an_intact_metrics_file_byte_for_byte(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"kind": "eval", "step": 1}\n')
+    before = path.stat().st_ino
+    TrainLogger(tmp_path, total_steps=3, start_step=1, tensorboard=False, console=Console(file=io.StringIO())).close()
+    assert path.read_text() == '{"step": 1}\n{"kind": "eval", "step": 1}\n'
+    assert path.stat().st_ino == before  # nothing to drop: not rewritten
+
+
+def test_a_log_file_that_cannot_be_opened_is_one_line(tmp_path):
+    (tmp_path / "log.txt").mkdir()  # a directory where the log should be
+    with pytest.raises(SaganError, match=r"while appending to .*log\.txt; training stopped"):
+        TrainLogger(tmp_path, total_steps=3, start_step=0, tensorboard=False, console=Console(file=io.StringIO()))

@@ -105,13 +105,19 @@ def _write_failed(exc: OSError, path: Path, ckpt_dir: Path, saved: bool) -> Saga
     if saved:
         return SaganError(f"{path} was saved but {ckpt_dir / LATEST} could not be updated ({reason}); "
                           f"resume with `sagan train --resume {path}`")
-    prev = newest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
-    tail = (f"the last checkpoint, {_describe(prev)}, is intact: resume with `sagan train --resume {prev}`"
-            if prev else "no earlier checkpoint of this run exists")
+    tail = intact_note(ckpt_dir)
     if disk_full(exc):
         return SaganError(f"disk full while writing checkpoint {path}; nothing was saved under that name, "
                           f"free some space ({tail})")
     return SaganError(f"cannot write checkpoint {path} ({reason}); {tail}")
+
+
+def intact_note(ckpt_dir: Path) -> str:
+    """For a message about a failure mid-run: which checkpoint is intact and how to go on from it."""
+    ckpt_dir = Path(ckpt_dir)
+    prev = newest_checkpoint(ckpt_dir) if ckpt_dir.is_dir() else None
+    return (f"the last checkpoint, {_describe(prev)}, is intact: resume with `sagan train --resume {prev}`"
+            if prev else "no earlier checkpoint of this run exists")
 
 
 def non_finite_entry(ckpt: dict) -> str | None:
@@ -225,6 +231,17 @@ def load_checkpoint(path: str | Path) -> dict:
 
 # What every command needs from a checkpoint (train --resume needs the rest of it, too).
 REQUIRED_KEYS = {"model_config": dict, "step": int, "G": dict}
+# What `train --resume` needs on top: the state of everything but G.
+RESUME_KEYS = {"train_config": dict, "D": dict, "opt_G": dict, "opt_D": dict, "rng": dict, "sampler": dict, "data": dict}
+
+
+def check_resumable(ckpt: dict, path: str | Path) -> None:
+    """Refuse, in one line, a checkpoint that holds a generator but not the state training goes on from
+    (G-only exports, hand-trimmed files): better than a KeyError half-way through restoring it."""
+    missing = [k for k, kind in RESUME_KEYS.items() if not isinstance(ckpt.get(k), kind)]
+    if missing:
+        raise SaganError(f"{path} holds no training state ({', '.join(missing)} missing); "
+                         "it can be sampled from but not resumed")
 
 
 def _sniff(head: bytes) -> str:

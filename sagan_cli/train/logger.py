@@ -6,12 +6,14 @@ stdout is not a terminal (CI, nohup, SLURM) it prints one plain line per log ste
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from pathlib import Path
 
 from sagan_cli.errors import SaganError
+from sagan_cli.fsutil import atomic_write, disk_full, why
 
 
 def _fmt(v) -> str:
@@ -29,6 +31,43 @@ def format_line(rec: dict) -> str:
     return "  ".join(parts)
 
 
+class LogWriteError(SaganError):
+    """metrics.jsonl or log.txt could not be written; the Trainer adds which checkpoint is intact."""
+
+    def __init__(self, path: Path, exc: OSError):
+        reason = "disk full" if disk_full(exc) else why(path, exc)
+        super().__init__(f"{reason} while appending to {path}; training stopped")
+        self.path = path
+
+
+def _is_training_record(rec) -> bool:
+    return isinstance(rec, dict) and "kind" not in rec and isinstance(rec.get("step"), int)
+
+
+def trim_metrics(path: Path, start_step: int) -> int:
+    """Make ``metrics.jsonl`` end where a run (re)starts: drop the training records a killed run logged
+    past its last checkpoint (the resumed run logs those steps again) and a torn last line. Evaluation
+    records (``"kind": "eval"``) are kept. Rewritten atomically, and only when something goes.
+    Returns the number of lines dropped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return 0
+    kept, dropped = [], 0
+    for line in raw.splitlines(keepends=True):
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if rec is None or not line.endswith(b"\n") or (_is_training_record(rec) and rec["step"] > start_step):
+            dropped += bool(line.strip())
+            continue
+        kept.append(line)
+    if dropped or len(kept) != len(raw.splitlines()):
+        atomic_write(path, lambda fh: fh.write(b"".join(kept)))
+    return dropped
+
+
 class TrainLogger:
     def __init__(self, run_dir: Path, total_steps: int, start_step: int, tensorboard: bool, console=None):
         from rich.console import Console
@@ -36,8 +75,12 @@ class TrainLogger:
         self.run_dir = run_dir
         self.console = console or Console(soft_wrap=True, highlight=False)
         self.total, self.start = total_steps, start_step
-        self._metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
-        self._log = open(run_dir / "log.txt", "a", encoding="utf-8")
+        self._metrics_path, self._log_path = run_dir / "metrics.jsonl", run_dir / "log.txt"
+        with self._writing(self._metrics_path):
+            trim_metrics(self._metrics_path, start_step)
+            self._metrics = open(self._metrics_path, "a", encoding="utf-8")
+        with self._writing(self._log_path):
+            self._log = open(self._log_path, "a", encoding="utf-8")
         self._tb = None
         if tensorboard:
             try:
@@ -67,8 +110,9 @@ class TrainLogger:
     def message(self, text: str) -> None:
         """A line for the console and log.txt (run start, checkpoints, samples, stop)."""
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        self._log.write(f"{stamp} {text}\n")
-        self._log.flush()
+        with self._writing(self._log_path):
+            self._log.write(f"{stamp} {text}\n")
+            self._log.flush()
         self.console.print(text, markup=False, highlight=False)
 
     def advance(self, step: int) -> None:
@@ -77,11 +121,13 @@ class TrainLogger:
 
     def log(self, rec: dict) -> None:
         rec = {"time": round(time.time(), 3), **rec}
-        self._metrics.write(json.dumps(rec) + "\n")
-        self._metrics.flush()
+        with self._writing(self._metrics_path):
+            self._metrics.write(json.dumps(rec) + "\n")
+            self._metrics.flush()
         line = format_line(rec)
-        self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
-        self._log.flush()
+        with self._writing(self._log_path):
+            self._log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+            self._log.flush()
         if self._tb is not None:
             for k, v in rec.items():
                 if k not in ("step", "steps", "time") and isinstance(v, (int, float)):
@@ -99,8 +145,17 @@ class TrainLogger:
             self._progress = None
         if self._tb is not None:
             self._tb.close()
-        self._metrics.close()
-        self._log.close()
+        for fh in (getattr(self, "_metrics", None), getattr(self, "_log", None)):
+            if fh is not None:
+                with contextlib.suppress(OSError):  # what failed was already reported
+                    fh.close()
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        try:
+            yield
+        except OSError as exc:
+            raise LogWriteError(path, exc) from None
 
 
 class NullLogger:

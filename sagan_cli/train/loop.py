@@ -27,14 +27,14 @@ from sagan_cli.config import ModelConfig, TrainConfig
 from sagan_cli.data.dataset import PreparedDataset
 from sagan_cli.data.loader import EpochSampler, Prefetcher
 from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_write_json
+from sagan_cli.fsutil import atomic_write_json, write_error
 from sagan_cli.images import grid, save_png, to_uint8
 from sagan_cli.models import Discriminator, Generator, gammas
 from sagan_cli.train import distributed as dist_util
-from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, save_checkpoint
+from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_checkpoint
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.ema import EMA
-from sagan_cli.train.logger import TrainLogger
+from sagan_cli.train.logger import LogWriteError, TrainLogger
 
 EXIT_SIGTERM = 143
 # With several processes a stop request (Ctrl-C, SIGTERM) is agreed on every this many steps.
@@ -255,7 +255,14 @@ class Trainer:
         return path
 
     def write_config(self, extra: dict) -> None:
-        atomic_write_json(self.run_dir / "config.json", {
+        path = self.run_dir / "config.json"
+        try:
+            self._write_config(path, extra)
+        except OSError as exc:
+            raise write_error(path, exc) from None
+
+    def _write_config(self, path: Path, extra: dict) -> None:
+        atomic_write_json(path, {
             "model": self.mcfg.to_dict(), "train": self.tcfg.to_dict(), "device": str(self.device),
             "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
             "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint,
@@ -293,6 +300,8 @@ class Trainer:
         self.D.train()
         try:
             stop = self._loop(logger, prefetch)
+        except LogWriteError as exc:
+            raise SaganError(f"{exc} at step {self.step}; {intact_note(self.run_dir / 'checkpoints')}") from None
         except Exception as exc:
             if self.dist.enabled and dist_util.is_collective_failure(exc):
                 raise dist_util.peer_lost(self.dist, self.step, exc, self.last_checkpoint) from None

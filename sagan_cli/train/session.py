@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from sagan_cli.config import ModelConfig, TrainConfig
 from sagan_cli.data.dataset import find_latest_dataset, open_dataset
 from sagan_cli.errors import SaganError
-from sagan_cli.train.checkpoint import latest_checkpoint, load_checkpoint, new_run_dir, run_dir_of
+from sagan_cli.train.checkpoint import check_resumable, latest_checkpoint, load_checkpoint, new_run_dir, run_dir_of
 
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 # What may change when a run is resumed; everything else is the run's identity.
@@ -68,6 +69,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     if resume is not None:
         ckpt_path = latest_checkpoint(outdir) if resume == "latest" else Path(resume)
         ckpt = load_checkpoint(ckpt_path)
+        check_resumable(ckpt, ckpt_path)
         mcfg, tcfg = _resume_configs(ckpt, model_opts, train_opts, explicit)
         if tcfg.steps <= int(ckpt["step"]):
             raise SaganError(
@@ -111,7 +113,13 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
         extra = {"world_size": dist.world}
         if ckpt is not None:
             extra["resumed_from_step"] = trainer.step
-        trainer.write_config(extra)
+        try:
+            trainer.write_config(extra)
+        except SaganError:
+            if ckpt is None:  # a run that never started leaves no empty directory to skip a number for
+                with contextlib.suppress(OSError):
+                    trainer.run_dir.rmdir()
+            raise
     return trainer
 
 
