@@ -33,6 +33,7 @@ def _click():
     return click
 
 
+PEER_LOST = 4  # sagan_cli.train.distributed.EXIT_PEER_LOST (not imported here: it imports torch)
 _ARGV: list[str] = []  # the words after `sagan`, for `train --nproc` to hand on to its processes
 
 
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> None:
         rv = app(args=argv, prog_name="sagan", standalone_mode=False)
     except SaganError as exc:
         print(f"error: {_rank_prefix()}{exc}", file=sys.stderr)
+        if exc.exit_code == PEER_LOST:  # a broken process group can abort at interpreter shutdown
+            from sagan_cli.train.distributed import exit_now
+
+            exit_now(exc.exit_code)
         sys.exit(exc.exit_code)
     except getattr(click.exceptions, "NoArgsIsHelpError", ()) as exc:  # bare `sagan`: show help
         print(exc.format_message())

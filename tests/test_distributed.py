@@ -17,7 +17,7 @@ from conftest import REPO, assert_one_line_error, run_sagan
 from distributed_helpers import WORLD, global_batch, sync_bn_and_replicas_worker
 from sagan_cli.data.loader import EpochSampler
 from sagan_cli.train.checkpoint import load_checkpoint
-from sagan_cli.train.distributed import context_from_env
+from sagan_cli.train.distributed import EXIT_PEER_LOST, context_from_env
 from sagan_cli.train.launch import strip_nproc
 
 TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
@@ -94,7 +94,8 @@ def test_sync_bn_matches_global_batchnorm_and_replica_check_detects_differences(
         torch.testing.assert_close(o["b_grad"], ref.bias.grad, **close)
         torch.testing.assert_close(o["running_mean"], ref.running_mean, **close)
         torch.testing.assert_close(o["running_var"], ref.running_var, **close)
-        assert o["flags"] == [True, True, True, True], "replica check: [equal, param differs, buffer differs, synced]"
+        assert o["flags"] == [True, True, True, True, True], \
+            "replica check: [equal, param differs, BN buffer differs, BN synced, spectral-norm u differs]"
 
 
 # ------------------------------------------------------------------ CLI, two processes
@@ -197,13 +198,39 @@ def test_a_rank_that_dies_stops_the_job_with_one_clear_error(tmp_path, tiny_data
     t0 = time.time()
     out, err = proc.communicate(timeout=120)
     assert time.time() - t0 < 60, "the surviving rank hung"
-    assert proc.returncode != 0
+    assert proc.returncode == EXIT_PEER_LOST, (proc.returncode, err)
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith("error: training process rank 1 was killed by SIGKILL"), err
     names = sorted(p.name for p in ckdir.iterdir())
     assert not [n for n in names if not n.endswith(".pt")], f"partial files left: {names}"
     for name in names:
         assert load_checkpoint(ckdir / name)["step"] % 4 == 0
+
+
+def test_a_hung_peer_times_out_into_the_peer_lost_error(tmp_path):
+    """--dist-timeout: a collective whose peer never arrives raises after the timeout (here 2 s) instead of
+    waiting for ever, and the Trainer's handler turns it into `lost contact ...` with exit code 4."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    from distributed_helpers import stuck_peer_worker
+
+    ctx = mp.start_processes(stuck_peer_worker, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=WORLD,
+                             start_method="spawn", join=False)
+    for proc in ctx.processes:
+        proc.join(timeout=60)
+    # exit code 4, not SIGABRT: gloo's destructors can std::terminate after a timeout, so sagan skips them
+    assert [p.exitcode for p in ctx.processes] == [EXIT_PEER_LOST, 0]
+    res = json.loads((tmp_path / "rank0.json").read_text())
+    assert res["raised"] and res["collective"], res
+    assert res["waited"] < 7, res  # the timeout, not the peer waking up at 8 s
+    assert res["code"] == EXIT_PEER_LOST
+    from sagan_cli import cli
+
+    assert cli.PEER_LOST == EXIT_PEER_LOST  # the CLI's copy (it keeps torch out of its imports)
+    assert res["message"].startswith("lost contact with the other training processes at step 7 (")
+    assert "\n" not in res["message"]
 
 
 @pytest.mark.parametrize("how,code", [("ctrl-c", 0), ("sigterm", 143)])

@@ -11,6 +11,8 @@ the timeout) become a one-line error instead of a hang.
 
 from __future__ import annotations
 
+import contextlib
+
 import inspect
 import os
 from dataclasses import dataclass
@@ -133,6 +135,19 @@ def is_collective_failure(exc: BaseException) -> bool:
     )
 
 
+def exit_now(code: int) -> None:
+    """End a process whose process group is broken, skipping interpreter shutdown: after a timed-out gloo
+    collective, the group's C++ destructors can call std::terminate (SIGABRT, 'terminate called without an
+    active exception') and hide the exit code. Everything that matters is already on disk or printed."""
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def peer_lost(ctx: DistContext, step: int, exc: BaseException, last_checkpoint) -> SaganError:
     last = f"the last complete checkpoint is {last_checkpoint}" if last_checkpoint else "no checkpoint was written"
     return SaganError(
@@ -159,17 +174,20 @@ def all_max(value: int, ctx: DistContext, device: torch.device) -> int:
     return int(t.item())
 
 
-def broadcast_buffers_(modules, ctx: DistContext) -> None:
-    """Give every rank rank 0's buffers (BN statistics, spectral-norm u/v).
+def broadcast_bn_stats_(modules, ctx: DistContext) -> None:
+    """Give every rank rank 0's BatchNorm running statistics.
 
-    DDP does this at the start of each forward; doing it before a checkpoint makes
-    the saved state the one every replica continues from (without --sync-bn each
-    rank's BN statistics otherwise reflect its own last shard).
+    Without --sync-bn each rank's statistics reflect its own last shard (DDP re-broadcasts
+    them only at the start of the next forward); doing it before a checkpoint makes the saved
+    state the one every replica continues from. Spectral-norm u/v vectors are left alone on
+    purpose: they must already agree, and ``replicas_identical`` checks that they do.
     """
     if ctx.enabled:
         for m in modules:
-            for b in m.buffers():
-                dist.broadcast(b, src=0)
+            for sub in m.modules():
+                if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+                    for b in sub.buffers(recurse=False):
+                        dist.broadcast(b, src=0)
 
 
 def replicas_identical(modules, ctx: DistContext) -> bool:

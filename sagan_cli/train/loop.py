@@ -244,7 +244,7 @@ class Trainer:
     def checkpoint(self) -> Path | None:
         """Save (rank 0) after checking that the weights are finite and, with several ranks, identical."""
         self._check_finite()
-        dist_util.broadcast_buffers_((self.G, self.D), self.dist)
+        dist_util.broadcast_bn_stats_((self.G, self.D), self.dist)
         if not dist_util.replicas_identical((self.G, self.D), self.dist):
             raise SaganError(f"the {self.dist.world} replicas of G and D differ at step {self.step}; "
                              "refusing to checkpoint an inconsistent run", exit_code=dist_util.EXIT_PEER_LOST)
