@@ -81,7 +81,12 @@ def lsun(
     imsize: int = IMSIZE, out: Path | None = OUT, max_images: int | None = MAX_IMAGES, workers: int | None = WORKERS,
     crop: Crop = CROP, resample: Resample = RESAMPLE, force: bool = FORCE, preview: bool = PREVIEW,
 ):
-    """LSUN scenes from an lmdb directory, its zip, or a download (first of --lmdb, --zip, --download)."""
+    """LSUN scenes from an lmdb directory, its zip, or a download (one of --lmdb, --zip, --download)."""
+    from sagan_cli.errors import SaganError
+
+    given = [flag for flag, value in (("--lmdb", lmdb), ("--zip", zip_file), ("--download", download)) if value]
+    if len(given) > 1:
+        raise SaganError(f"{' and '.join(given)} conflict: give one source of the LSUN images")
     cat, spl = category.value, split.value
     out = out or Path("data") / (f"lsun-{cat}-{imsize}" if spl == "train" else f"lsun-{cat}-{spl}-{imsize}")
     request = {"source": "lsun", "category": cat, "split": spl, "imsize": imsize, "crop": crop.value,

@@ -205,6 +205,8 @@ CASES = [
     C("lsun-lmdb-not-lmdb", "prepare lsun", "church_outdoor --lmdb garbage", "not a readable lmdb database", "garbage-lmdb",
       exact=False),
     C("lsun-lmdb-other-category", "prepare lsun", "church_outdoor --lmdb bridge_train_lmdb", "holds LSUN bridge train", "bridge-lmdb"),
+    C("lsun-sources-conflict", "prepare lsun", "church_outdoor --lmdb somedir --download", "--lmdb and --download conflict",
+      "dir"),
     C("lsun-zip-missing", "prepare lsun", "church_outdoor --zip nope.zip", "no such file"),
     C("lsun-zip-is-a-directory", "prepare lsun", "church_outdoor --zip somedir", "not a file", "dir"),
     C("lsun-zip-not-a-zip", "prepare lsun", "church_outdoor --zip notes.txt", "not a readable zip archive", "text"),
