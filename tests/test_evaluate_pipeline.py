@@ -114,3 +114,16 @@ def test_prepared_dataset_as_samples(tiny_dataset):
     assert isinstance(source, ArraySource) and len(source) == 5 and "prepared dataset" in desc
     [batch] = list(source.batches(8))
     assert batch.dtype == torch.uint8 and batch.shape == (5, 3, 32, 32)
+
+
+def test_generated_images_are_quantised_to_uint8_by_rounding_then_clipped():
+    """The protocol's first step (torch-fidelity/StyleGAN): G's [-1, 1] output → round((x+1)·127.5), clipped to
+    [0, 255]. Truncation would shift every pixel down by half a level on average and bias FID."""
+    from sagan_cli.images import to_uint8
+
+    levels = torch.tensor([0.4, 0.6, 10.49, 10.51, 127.7, 254.6, 300.0, -5.0], dtype=torch.float64)
+    x = (levels / 127.5 - 1.0).float().view(1, 1, 1, -1).expand(1, 3, 1, -1)
+    out = to_uint8(x)
+    assert out.dtype == np.uint8 and out.shape == (1, 1, 8, 3)
+    assert out[0, 0, :, 0].tolist() == [0, 1, 10, 11, 128, 255, 255, 0]
+    assert (out[..., 0] == out[..., 2]).all()

@@ -9,7 +9,8 @@ from conftest import REPO
 from prepare_helpers import make_lsun_lmdb, make_zip
 
 # Heavy values in the README and what the test runs instead.
-SHRINK = {"--steps 100000": "--steps 2", "--steps 200000": "--steps 3"}
+SHRINK = {"--steps 100000": "--steps 2", "--steps 200000": "--steps 3",
+          "--num-gen 50000": "--num-gen 10 --batch 5 --device cpu"}
 
 
 def readme_commands(section: str) -> list[str]:
@@ -25,7 +26,13 @@ def test_quick_start_is_exactly_make_demo_and_make_test():
     assert "\ndemo:" in makefile and "\ntest:" in makefile
 
 
-def test_real_workflow_commands_run(cli, tmp_path):
+def test_real_workflow_commands_run(cli, tmp_path, tmp_path_factory, monkeypatch):
+    from evaluate_helpers import weights_file
+
+    for var in ("SAGAN_INCEPTION_URL", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # the statistics cache stays in tmp_path
+    monkeypatch.setenv("SAGAN_INCEPTION_WEIGHTS", str(weights_file(tmp_path_factory)))  # random weights
     lmdb_dir, _ = make_lsun_lmdb(tmp_path / "src", n=66, corrupt=())
     make_zip(lmdb_dir, tmp_path / "church_outdoor_train_lmdb.zip")
     commands = readme_commands("The real workflow")
@@ -36,6 +43,7 @@ def test_real_workflow_commands_run(cli, tmp_path):
         r = cli(*shlex.split(command)[1:])
         assert r.code == 0, f"{command}\n{r.stdout}\n{r.stderr}"
     assert (tmp_path / "grid.png").exists() and (tmp_path / "attn-map.png").exists()
+    assert '"kind": "eval"' in (tmp_path / "runs" / "00000-lsun-church_outdoor-64" / "metrics.jsonl").read_text()
 
 
 def test_demo_script_runs_the_whole_workflow_small(tmp_path):

@@ -54,7 +54,8 @@ class ArraySource:
                 chunk = self.images[start : start + batch]
             else:
                 chunk = self.images[self.indices[start : start + batch]]
-            yield torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.uint8))
+            # a copy: a slice of the read-only memmap would make torch warn about non-writable memory
+            yield torch.from_numpy(np.array(chunk, dtype=np.uint8, order="C"))
 
 
 class FolderSource:
