@@ -74,6 +74,15 @@ def load_stats(path: Path, flag: str = "--real-stats") -> RealStats:
     if not path.is_file():
         raise SaganError(f"{flag} {path}: no such file")
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(6)
+    except OSError as exc:
+        raise SaganError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
+    # NumPy calls anything without its own or zip's magic bytes 'pickled data': say what it is instead
+    if not head.startswith((b"PK\x03\x04", b"\x93NUMPY", b"\x80")):
+        raise SaganError(f"{flag} {path} is not an .npz statistics file "
+                         f"({'an empty file' if not head else 'neither a NumPy nor a zip file'})")
+    try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise SaganError(f"{flag} {path}: a single .npy array, expected an .npz with mu and sigma")
