@@ -231,3 +231,22 @@ def test_train_bench_quick_writes_the_documented_keys(tmp_path):
     assert res["forward_flops_per_image"]["naive"] == res["forward_flops_per_image"]["sagan"]
     assert res["arms"]["sagan"]["flops_per_step"] < res["arms"]["naive"]["flops_per_step"]
     assert res["loader"]["img_per_s"] > 0 and "headroom" in res["loader"]
+
+
+def test_performance_page_quotes_the_saved_benchmark_results():
+    """docs/performance.md's figures are the ones train_bench.py saved in docs/perf/, not typed in by hand;
+    a device without a saved run says 'not yet measured'."""
+    doc = (REPO / "docs" / "performance.md").read_text()
+    saved = sorted((REPO / "docs" / "perf").glob("train-*.json"))
+    assert saved, "no saved train_bench results in docs/perf/"
+    devices = set()
+    for path in saved:
+        res = json.loads(path.read_text())
+        devices.add(res["environment"]["device"].split(":")[0])
+        assert f"perf/{path.name}" in doc, f"{path.name} is not cited"
+        assert res["environment"]["git"] in doc and "dirty" not in res["environment"]["git"]
+        for name, arm in res["arms"].items():
+            assert f"{arm['img_per_s_median']:.1f}" in doc, (path.name, name)
+        assert f"{res['ratio']:.2f}×" in doc
+    if "cuda" not in devices:
+        assert "not yet measured" in doc.split("## CUDA", 1)[1]
