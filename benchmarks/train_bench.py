@@ -33,10 +33,8 @@ Not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -49,6 +47,12 @@ REPO = HERE.parent
 for p in (str(REPO), str(HERE)):
     if p not in sys.path:
         sys.path.insert(0, p)
+
+from bench_measure import (  # noqa: E402  (after the path set-up above)
+    _proc_status_kb, count_flops, count_host_syncs, cuda_peak_memory, environment, forward_flops_per_image,
+    matmul_peaks, profile_ops, resolve_device, summarize, sync, time_alternating,
+)
+from bench_report import render, render_markdown  # noqa: E402
 
 VARIANTS = {
     "channels_last": "G, D and the input batch in channels_last memory format",
@@ -66,58 +70,6 @@ VARIANTS = {
     "cudagraphs": "torch.compile(mode='reduce-overhead') of G and D: CUDA graphs (no effect on the CPU)",
 }
 
-
-# ---------------------------------------------------------------------------- environment
-def cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def device_name(dev) -> str:
-    import torch
-
-    if dev.type == "cuda":
-        return torch.cuda.get_device_name(dev)
-    return cpu_name()
-
-
-def git_rev() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev + ("+dirty" if dirty else "") if rev else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def environment(dev) -> dict:
-    import torch
-
-    env = {
-        "device": str(dev),
-        "device_name": device_name(dev),
-        "torch": str(torch.__version__),
-        "python": platform.python_version(),
-        "cpu": cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "interop_threads": torch.get_num_interop_threads(),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-        "git": git_rev(),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-    }
-    if hasattr(os, "getloadavg"):
-        env["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
-    if dev.type == "cuda":
-        env["cuda"] = torch.version.cuda
-        env["cudnn"] = torch.backends.cudnn.version()
-    return env
 
 
 # ---------------------------------------------------------------------------- the two arms
@@ -192,114 +144,6 @@ def apply_variant(trainer, name: str, mcfg, device, images_u8):
     raise SystemExit(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
 
 
-# ---------------------------------------------------------------------------- measurements
-def sync(dev) -> None:
-    import torch
-
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def count_flops(fn) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return int(counter.get_total_flops())
-
-
-def forward_flops_per_image(G, D, z_dim: int, device, batch: int = 2) -> dict:
-    """FLOPs of one G and one D forward per image (explicit attention in both implementations)."""
-    import torch
-
-    from sagan_cli.models import attention_layers
-
-    blocks = attention_layers(G, D).values() if hasattr(G, "attn") else ()
-    saved = [(b, b.impl, b.onednn) for b in blocks]
-    for b in blocks:
-        b.impl, b.onednn = "explicit", False  # bmm, which the counter knows
-    try:
-        with torch.no_grad():
-            z = torch.randn(batch, z_dim, device=device)
-            g = count_flops(lambda: G(z))
-            x = torch.randn(batch, 3, G_imsize(G, z), G_imsize(G, z), device=device)
-            d = count_flops(lambda: D(x))
-    finally:
-        for b, impl, onednn in saved:
-            b.impl, b.onednn = impl, onednn
-    return {"G": g // batch, "D": d // batch}
-
-
-def G_imsize(G, z) -> int:
-    import torch
-
-    with torch.no_grad():
-        return int(G(z[:1].repeat(2, 1)).shape[-1])
-
-
-def _best_rate(fn, flops: float, reps: int, device) -> float:
-    fn()
-    sync(device)
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return flops / best
-
-
-def matmul_peaks(device, quick: bool) -> dict:
-    """Best FLOP/s of large matrix products on ``device``: the practical ceiling to compare with.
-
-    ``fp32_matmul`` is ``torch.matmul`` (the BLAS: MKL on x86 CPUs, cuBLAS on CUDA).
-    On the CPU also ``fp32_conv1x1``: the same product as a 1×1 convolution over a
-    channels_last batch, which runs in oneDNN; on AMD CPUs MKL takes its AVX2 code path
-    while oneDNN uses AVX-512, so this is the higher and the truer ceiling there.
-    On CUDA also ``bf16_matmul`` (the dtype sagan trains in there).
-    """
-    import torch
-
-    cuda = device.type == "cuda"
-    n = 256 if quick else (8192 if cuda else 2048)
-    reps = 2 if quick else (20 if cuda else 10)
-    out = {}
-    for name, dtype in (("fp32_matmul", torch.float32),) + ((("bf16_matmul", torch.bfloat16),) if cuda else ()):
-        a = torch.randn(n, n, device=device, dtype=dtype)
-        b = torch.randn(n, n, device=device, dtype=dtype)
-        out[name] = {"n": n, "flop_per_s": _best_rate(lambda: a @ b, 2 * n**3, reps, device)}
-    if not cuda:
-        c, hw, batch = (256, 16, 4) if quick else (1024, 32, 16)
-        conv = torch.nn.Conv2d(c, c, 1, bias=False).to(device, memory_format=torch.channels_last)
-        x = torch.randn(batch, c, hw, hw, device=device).contiguous(memory_format=torch.channels_last)
-        with torch.no_grad():
-            rate = _best_rate(lambda: conv(x), 2 * batch * hw * hw * c * c, reps, device)
-        out["fp32_conv1x1"] = {"n": f"{batch * hw * hw}x{c}x{c}", "flop_per_s": rate}
-    return out
-
-
-def _proc_status_kb(field: str) -> int | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return None
-
-
-def cuda_peak_memory(step, batch, device) -> dict:
-    """CUDA: memory allocated before one iteration and the most allocated during it."""
-    import torch
-
-    sync(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    step(batch)
-    sync(device)
-    peak = torch.cuda.max_memory_allocated(device)
-    return {"method": "torch.cuda.max_memory_allocated during one iteration (after warm-up); "
-                      "before = memory_allocated before it (weights, optimiser state, gradients)",
-            "before_mib": base / 2**20, "peak_mib": peak / 2**20, "step_mib": (peak - base) / 2**20}
-
 
 def cpu_peak_memory(arm: str, args, batch_size: int) -> dict | None:
     """CPU: peak RSS of a fresh process that builds ``arm`` and trains it for two iterations.
@@ -353,92 +197,7 @@ def probe_memory(args) -> dict:
             "step_mib": (peak - built) / 1024 if built is not None else None}
 
 
-def time_alternating(steps: dict, batch, n: int, device, inner: int = 1) -> tuple[dict, dict]:
-    """Wall and process-CPU seconds per iteration for each arm, the arms interleaved.
-
-    Each of the ``n`` samples per arm is ``inner`` back-to-back iterations between two
-    device synchronisations (on CUDA the host queues the next iteration while the GPU
-    runs the current one, as in training), divided by ``inner``.
-    """
-    wall = {name: [] for name in steps}
-    cpu = {name: [] for name in steps}
-    for _ in range(n):
-        for name, step in steps.items():
-            sync(device)
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(inner):
-                step(batch)
-            sync(device)
-            wall[name].append((time.perf_counter() - t0) / inner)
-            cpu[name].append((time.process_time() - c0) / inner)
-    return wall, cpu
-
-
-def quantile(xs, q: float) -> float:
-    xs = sorted(xs)
-    pos = (len(xs) - 1) * q
-    lo, hi = int(pos), min(int(pos) + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
-def summarize(seconds: list, cpu_seconds: list, batch: int) -> dict:
-    rates = [batch / s for s in seconds]
-    return {
-        "img_per_s_median": statistics.median(rates),
-        "img_per_s_q1": quantile(rates, 0.25),
-        "img_per_s_q3": quantile(rates, 0.75),
-        "img_per_s_iqr": quantile(rates, 0.75) - quantile(rates, 0.25),
-        "step_s_median": statistics.median(seconds),
-        "step_s": [round(s, 5) for s in seconds],
-        # Process CPU time (all threads): less sensitive than wall time to other processes
-        # on the machine, though OpenMP threads spinning while they wait are counted too.
-        "cpu_s_median": statistics.median(cpu_seconds),
-        "cpu_s": [round(s, 5) for s in cpu_seconds],
-    }
-
-
-def count_host_syncs(step, batch, device) -> int | None:
-    """CUDA only: how many synchronising calls one iteration makes (torch.cuda sync debug mode)."""
-    import warnings
-
-    import torch
-
-    if device.type != "cuda":
-        return None
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            step(batch)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-        sync(device)
-    return sum("synchroniz" in str(w.message) for w in caught)
-
-
-def profile_ops(step, batch, device, rows: int = 20) -> list:
-    """Per-op self time of one iteration (torch.profiler), largest first."""
-    from torch.profiler import ProfilerActivity, profile
-
-    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=acts) as prof:
-        step(batch)
-        sync(device)
-    key = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)[:rows]
-    return [{"op": e.key, "self_ms": getattr(e, key, 0) / 1e3, "calls": e.count} for e in events]
-
-
 # ---------------------------------------------------------------------------- the run
-def resolve_device(spec: str):
-    import torch
-
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda asked for, but torch sees no CUDA device")
-    return dev
 
 
 def run(args) -> dict:
@@ -601,91 +360,11 @@ def sweep(args, mcfg, device, say) -> list:
     return rows
 
 
-# ---------------------------------------------------------------------------- output
-def _si(x: float, unit: str) -> str:
-    for div, p in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.2f} {p}{unit}"
-    return f"{x:.2f} {unit}"
-
-
-def _mib(mem: dict | None, key: str) -> str:
-    value = (mem or {}).get(key)
-    return "-" if value is None else f"{value:.0f} MiB"
-
-
-def render(res: dict) -> str:
-    env = res["environment"]
-    out = [
-        f"train_bench: {env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']} threads "
-        f"({env['cpus_usable']} CPUs usable), git {env['git']}",
-        f"{res['imsize']} px, conv dim {res['conv_dim']}, batch {res['batch']}, {res['timed_steps_per_arm']} timed samples of "
-        f"{res['iterations_per_timed_step']} iteration(s) per arm after {res['warmup']} warm-up, arms alternated; "
-        f"load average {env.get('loadavg_start')} → {env.get('loadavg_end')}",
-        f"sagan settings: {res['sagan_settings']}",
-        "",
-        f"{'arm':<22} {'img/s median':>12} {'IQR':>17} {'s/iter':>8} {'CPU s':>7} {'FLOP/iter':>12} {'FLOP/s':>13} "
-        f"{'of peak':>8} {'peak mem':>10} {'step mem':>10}",
-    ]
-    for name, a in res["arms"].items():
-        frac = a.get("fraction_of_bf16_peak", a["fraction_of_fp32_peak"])
-        out.append(
-            f"{name:<22} {a['img_per_s_median']:>12.2f} {a['img_per_s_q1']:>8.2f}–{a['img_per_s_q3']:<8.2f} "
-            f"{a['step_s_median']:>8.3f} {a['cpu_s_median']:>7.2f} {_si(a['flops_per_step'], 'FLOP'):>12} {_si(a['flop_per_s'], 'FLOP/s'):>13} "
-            f"{frac:>8.1%} {_mib(a.get('memory'), 'peak_mib'):>10} {_mib(a.get('memory'), 'step_mib'):>10}"
-        )
-    peaks = ", ".join(f"{k} {_si(v['flop_per_s'], 'FLOP/s')} ({v['n']})" for k, v in res["matmul_peak"].items())
-    out += [
-        "",
-        f"sagan / naive: {res['ratio']:.2f}× (ratio of medians), {res['ratio_paired_median']:.2f}× (median of pairs), "
-        f"{res['ratio_cpu_time']:.2f}× in process CPU time per iteration",
-        f"matmul peak: {peaks}; 'of peak' is against the "
-        f"{'bf16 matmul' if 'bf16_matmul' in res['matmul_peak'] else 'best fp32'} figure",
-        f"memory: {next((a['memory']['method'] for a in res['arms'].values() if a.get('memory')), 'not measured')}; "
-        "step mem = peak - before",
-        "params: " + "; ".join(f"{k} G {v['G']:,} D {v['D']:,}" for k, v in res["params"].items()),
-        "forward FLOPs per image: " + "; ".join(f"{k} G {_si(v['G'], 'FLOP')} D {_si(v['D'], 'FLOP')}"
-                                              for k, v in res["forward_flops_per_image"].items()),
-    ]
-    if "loader" in res:
-        ld = res["loader"]
-        out.append(f"loader alone: {ld['img_per_s']:,.0f} img/s = {ld['headroom']:.0f}× the step's demand of "
-                   f"{ld['step_demand_img_per_s']:.1f} img/s ({ld['cache']})")
-    for row in res.get("sweep", []):
-        out.append(f"sweep: sagan batch {row['batch']}: {row['img_per_s_median']:.1f} img/s "
-                   f"(IQR {row['img_per_s_q1']:.1f}–{row['img_per_s_q3']:.1f}), peak {_mib(row.get('memory'), 'peak_mib')}")
-    for name, ops in res.get("profile", {}).items():
-        out += ["", f"profile of one iteration, {name} (self time per op):"]
-        out += [f"  {o['op']:<48} {o['self_ms']:>10.1f} ms {o['calls']:>6} calls" for o in ops]
-    return "\n".join(out)
-
 
 def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def render_markdown(res: dict) -> str:
-    """The arms as a Markdown table (what docs/performance.md quotes)."""
-    env = res["environment"]
-    lines = [
-        f"{env['device_name']} ({env['device']}), {env['threads']} threads, torch {env['torch']}, "
-        f"{res['imsize']} px, batch {res['batch']}, {res['timed_steps_per_arm']}×{res['iterations_per_timed_step']} "
-        f"timed iterations per arm, load average {env.get('loadavg_start')} → {env.get('loadavg_end')}",
-        "",
-        "| arm | img/s (median) | IQR | s/iter | CPU s/iter | GFLOP/iter | achieved FLOP/s | of peak | peak memory |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, a in res["arms"].items():
-        frac = a.get("fraction_of_bf16_peak", a["fraction_of_fp32_peak"])
-        lines.append(
-            f"| {name} | {a['img_per_s_median']:.1f} | {a['img_per_s_q1']:.1f}–{a['img_per_s_q3']:.1f} | "
-            f"{a['step_s_median']:.3f} | {a['cpu_s_median']:.2f} | {a['flops_per_step'] / 1e9:.1f} | "
-            f"{_si(a['flop_per_s'], 'FLOP/s')} | {frac:.0%} | {_mib(a.get('memory'), 'peak_mib')} |")
-    lines += ["", f"sagan / naive: **{res['ratio']:.2f}×** (ratio of medians), {res['ratio_paired_median']:.2f}× "
-                  f"(median of pairs), {res['ratio_cpu_time']:.2f}× (process CPU time)"]
-    return "\n".join(lines)
 
 
 def parse_args(argv=None):

@@ -250,3 +250,14 @@ def test_performance_page_quotes_the_saved_benchmark_results():
         assert f"{res['ratio']:.2f}×" in doc
     if "cuda" not in devices:
         assert "not yet measured" in doc.split("## CUDA", 1)[1]
+
+
+def test_train_bench_re_renders_saved_results_as_markdown():
+    saved = sorted((REPO / "docs" / "perf").glob("train-*.json"))[0]
+    res = json.loads(saved.read_text())
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--from-json", str(saved),
+                           "--markdown"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sagan = res["arms"]["sagan"]
+    assert f"| sagan | {sagan['img_per_s_median']:.1f} | " in proc.stdout
+    assert f"sagan / naive: **{res['ratio']:.2f}×**" in proc.stdout
