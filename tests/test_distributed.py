@@ -123,6 +123,27 @@ def test_two_ranks_write_one_run_that_samples_and_resumes_in_one_process(tmp_pat
     assert load_checkpoint(ckdir / "latest.pt")["step"] == 8
 
 
+def test_torchrun_runs_the_same_job_as_nproc(tmp_path, tiny_dataset):
+    """`torchrun --standalone --nproc-per-node 2 -m sagan_cli train ...` (here its module form) is the documented
+    multi-machine entry point: one run, rank 0 writing, and the same weights as `sagan train --nproc 2`."""
+    common = ("--steps", "4", "--batch", "8", "--seed", "3", "--ckpt-every", "2", "--log-every", "2")
+    _train(tmp_path, tiny_dataset, "--nproc", "2", *common, outdir="nproc")
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                          "-m", "sagan_cli", "train", *TINY, "--data", str(tiny_dataset), "--outdir", "torchrun", *common],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    [run] = (tmp_path / "torchrun").iterdir()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest.pt", "step-0000002.pt", "step-0000004.pt"]
+    assert res.stdout.count("2 replicas identical") == 2
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2, "only rank 0 logs"
+    ck = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert ck["world_size"] == 2 and ck["step"] == 4
+    [other] = (tmp_path / "nproc").iterdir()
+    assert _max_diff(ck, load_checkpoint(other / "checkpoints" / "latest.pt")) == 0.0
+
+
 def test_sync_bn_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path, tiny_dataset):
     """One step: 2 ranks × 4 images with sync-BN give the 1 × 8 weights (to 1e-5); without it they don't."""
     common = ("--steps", "1", "--batch", "8", "--seed", "5")
