@@ -150,34 +150,80 @@ def test_a_prepared_dataset_with_a_pickled_images_npy_is_refused_by_prepare_prev
     assert not (tmp_path / "PWNED").exists()
 
 
-def _calls(tree):
+UNPICKLERS = ("pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal", "cloudpickle")
+
+
+def _aliases(tree) -> dict[str, str]:
+    """Local name → what it is: `import numpy as np` gives np → numpy, `from torch import load as tl` gives
+    tl → torch.load (so an aliased loader is seen through)."""
+    names = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
-            yield node.func.value.id, node.func.attr, {k.arg: k.value for k in node.keywords}, node.lineno
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                names[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                names[a.asname or a.name] = f"{node.module}.{a.name}"
+    return names
+
+
+def _calls(tree):
+    """(module, function, keywords, line) of every call of the form mod.fn(...) or an imported fn(...)."""
+    names = _aliases(tree)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Name):
+            target = f"{names.get(node.func.value.id, node.func.value.id)}.{node.func.attr}"
+        elif isinstance(node.func, ast.Name) and node.func.id in names:
+            target = names[node.func.id]
+        else:
+            continue
+        mod, _, fn = target.rpartition(".")
+        mod = {"numpy": "np"}.get(mod.split(".")[0], mod.split(".")[0])
+        yield mod, fn, {k.arg: k.value for k in node.keywords}, node.lineno
+
+
+def _unpickling_problems(source: str, where: str) -> list[str]:
+    problems = []
+    tree = ast.parse(source)
+    for mod, fn, kw, line in _calls(tree):
+        if mod == "np" and fn == "load":
+            if not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False):
+                problems.append(f"{where}:{line}: np.load without allow_pickle=False")
+        if mod == "torch" and fn == "load":
+            if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
+                problems.append(f"{where}:{line}: torch.load without weights_only=True")
+        if mod in UNPICKLERS and fn in ("load", "loads", "open", "Unpickler"):
+            problems.append(f"{where}:{line}: {mod}.{fn}")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            bad = [n for n in names if n and n.split(".")[0] in ("dill", "joblib", "shelve", "marshal", "cloudpickle")]
+            if bad:
+                problems.append(f"{where}:{node.lineno}: imports {bad}")
+    return problems
+
+
+def test_the_unpickling_scan_sees_through_aliases():
+    """The scan below must not be fooled by a renamed module or an imported function."""
+    snippet = (
+        "import numpy\nimport torch as T\nimport pickle as p\nfrom pickle import loads as L\n"
+        "from numpy import load\nfrom torch import load as tl\n"
+        "numpy.load('a')\nT.load('b')\np.load(f)\nL(b'')\nload('c')\ntl('d', weights_only=False)\n"
+        "numpy.load('ok', allow_pickle=False)\nT.load('ok', weights_only=True)\n"
+    )
+    found = [line.split(": ", 1)[1] for line in _unpickling_problems(snippet, "x")]
+    assert found == ["np.load without allow_pickle=False", "torch.load without weights_only=True", "pickle.load",
+                     "pickle.loads", "np.load without allow_pickle=False", "torch.load without weights_only=True"]
 
 
 def test_no_loader_in_the_package_can_unpickle():
-    """Every np.load says allow_pickle=False, every torch.load weights_only=True; nothing calls pickle.load(s),
-    and no other unpickling library (shelve, joblib, dill, marshal) is used."""
+    """Every np.load says allow_pickle=False, every torch.load weights_only=True (aliases and imported names
+    included); nothing calls pickle.load(s), and no other unpickling library (shelve, joblib, dill, marshal) is used."""
     problems = []
     for path in sorted((REPO / "sagan_cli").rglob("*.py")):
-        tree = ast.parse(path.read_text())
-        where = path.relative_to(REPO)
-        for mod, fn, kw, line in _calls(tree):
-            if mod in ("np", "numpy") and fn == "load":
-                if not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False):
-                    problems.append(f"{where}:{line}: np.load without allow_pickle=False")
-            if mod == "torch" and fn == "load":
-                if not (isinstance(kw.get("weights_only"), ast.Constant) and kw["weights_only"].value is True):
-                    problems.append(f"{where}:{line}: torch.load without weights_only=True")
-            if mod in ("pickle", "cPickle", "_pickle", "dill", "joblib", "shelve", "marshal") and fn in ("load", "loads", "open"):
-                problems.append(f"{where}:{line}: {mod}.{fn}")
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
-                bad = [n for n in names if n and n.split(".")[0] in ("dill", "joblib", "shelve", "marshal", "cloudpickle")]
-                if bad:
-                    problems.append(f"{where}:{node.lineno}: imports {bad}")
+        problems += _unpickling_problems(path.read_text(), str(path.relative_to(REPO)))
     assert not problems, "\n".join(problems)
 
 
