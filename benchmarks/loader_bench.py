@@ -7,10 +7,12 @@ with pinned memory on CUDA (plus the host→device copy of each batch there).
 Nothing else runs, so the figure is the loader's ceiling; ``train_bench.py`` compares it
 with the training step's demand (the issue asks for at least 10×).
 
-The dataset was just written, so it is read from the page cache (a warm cache, as in
-any epoch after the first on a machine whose RAM holds the dataset).
+By default the dataset was just written, so it is read from the page cache (a warm cache, as in
+any epoch after the first on a machine whose RAM holds the dataset). ``--cold`` evicts its pages
+before each drain (``posix_fadvise(DONTNEED)`` after an fsync, no root needed), so every batch is
+read from the disk, as in a first epoch or a dataset larger than RAM.
 
-    python benchmarks/loader_bench.py --imsize 64 --batch 64 [--json OUT]
+    python benchmarks/loader_bench.py --imsize 64 --batch 64 [--cold] [--json OUT]
 """
 
 from __future__ import annotations
@@ -36,8 +38,23 @@ def make_loader(images, batch: int, pin: bool):
     return Prefetcher(images, sampler, pin_memory=pin)
 
 
+def evict_from_page_cache(path: Path) -> bool:
+    """Ask the kernel to drop ``path``'s cached pages (False where posix_fadvise is missing)."""
+    import os
+
+    if not hasattr(os, "posix_fadvise"):
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+    return True
+
+
 def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batches: int = 200,
-                   device: str = "cpu", repeat: int = 3) -> dict:
+                   device: str = "cpu", repeat: int = 3, cold: bool = False) -> dict:
     """Images/s the prefetcher delivers (median of ``repeat`` drains of ``batches`` batches)."""
     import numpy as np
     import torch
@@ -51,9 +68,11 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
         rng = np.random.default_rng(0)
         save_dataset(Path(tmp) / "ds", rng.integers(0, 256, (n_images, 3, imsize, imsize), dtype=np.uint8),
                      source="bench", category=None, split=None)
-        ds = open_dataset(Path(tmp) / "ds", imsize)
-        rates = []
+        rates, evicted = [], cold
         for _ in range(repeat):
+            if cold:  # re-opened after the eviction: pages mapped by an open memmap would stay cached
+                evicted = evict_from_page_cache(Path(tmp) / "ds" / "images.npy") and evicted
+            ds = open_dataset(Path(tmp) / "ds", imsize)
             loader = make_loader(ds.images, batch, pin)
             try:
                 loader.next()  # thread started, first batch read
@@ -67,7 +86,13 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
                 rates.append(batches * batch / (time.perf_counter() - t0))
             finally:
                 loader.close()
-        del ds
+                del ds
+    if cold and not evicted:
+        cache = "cold requested, but this OS cannot evict a file's pages (posix_fadvise): read warm"
+    elif cold:
+        cache = "cold (the file's pages evicted before each drain: read from the disk)"
+    else:
+        cache = "warm (dataset just written; read through the page cache)"
     return {
         "img_per_s": statistics.median(rates),
         "img_per_s_runs": rates,
@@ -76,7 +101,8 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
         "dataset_images": n_images,
         "batches_per_run": batches,
         "pinned_and_copied_to_device": pin,
-        "cache": "warm (dataset just written; read through the page cache)",
+        "cache": cache,
+        "cold": bool(cold and evicted),
     }
 
 
@@ -87,9 +113,10 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=4096)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cold", action="store_true", help="evict the dataset from the page cache before each drain")
     ap.add_argument("--json", metavar="OUT", help="also write the result as JSON to OUT ('-' for stdout)")
     args = ap.parse_args(argv)
-    res = measure_loader(args.imsize, args.batch, args.images, args.batches, args.device)
+    res = measure_loader(args.imsize, args.batch, args.images, args.batches, args.device, cold=args.cold)
     print(f"loader ({args.imsize}px, batch {args.batch}, {res['dataset_images']} images, {res['cache']}): "
           f"{res['img_per_s']:,.0f} img/s (runs: {', '.join(f'{r:,.0f}' for r in res['img_per_s_runs'])})")
     if args.json:

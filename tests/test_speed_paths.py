@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -261,3 +262,14 @@ def test_train_bench_re_renders_saved_results_as_markdown():
     sagan = res["arms"]["sagan"]
     assert f"| sagan | {sagan['img_per_s_median']:.1f} | " in proc.stdout
     assert f"sagan / naive: **{res['ratio']:.2f}×**" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise to evict pages")
+def test_loader_bench_cold_reads_from_the_disk(tmp_path):
+    out = tmp_path / "loader.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader_bench.py"), "--cold", "--images", "256",
+                           "--batches", "4", "--imsize", "32", "--json", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["cold"] is True and res["cache"].startswith("cold") and res["img_per_s"] > 0
