@@ -18,6 +18,7 @@ read from the disk, as in a first epoch or a dataset larger than RAM.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -53,6 +54,34 @@ def evict_from_page_cache(path: Path) -> bool:
     return True
 
 
+def resident_fraction(path: Path) -> float | None:
+    """Share of ``path``'s pages in the page cache (mincore of a private mapping that is never
+    touched), or None where this cannot be asked."""
+    import ctypes
+    import ctypes.util
+    import mmap
+    import os
+
+    size = os.path.getsize(path)
+    if size == 0 or not hasattr(mmap, "MAP_PRIVATE"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * pages)()
+        with open(path, "rb") as fh:
+            mm = mmap.mmap(fh.fileno(), size, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            view = ctypes.c_char.from_buffer(mm)  # only its address is used; nothing is read or written
+            rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(view)), ctypes.c_size_t(size), vec)
+            del view
+        finally:
+            mm.close()
+    except (OSError, AttributeError, ValueError, TypeError, BufferError):
+        return None
+    return sum(v & 1 for v in vec) / pages if rc == 0 else None
+
+
 def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batches: int = 200,
                    device: str = "cpu", repeat: int = 3, cold: bool = False) -> dict:
     """Images/s the prefetcher delivers (median of ``repeat`` drains of ``batches`` batches)."""
@@ -68,10 +97,13 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
         rng = np.random.default_rng(0)
         save_dataset(Path(tmp) / "ds", rng.integers(0, 256, (n_images, 3, imsize, imsize), dtype=np.uint8),
                      source="bench", category=None, split=None)
-        rates, evicted = [], cold
+        rates, evicted, resident = [], cold, []
+        npy = Path(tmp) / "ds" / "images.npy"
         for _ in range(repeat):
-            if cold:  # re-opened after the eviction: pages mapped by an open memmap would stay cached
-                evicted = evict_from_page_cache(Path(tmp) / "ds" / "images.npy") and evicted
+            if cold:  # with nothing mapping the file any more: mapped pages are not evicted
+                gc.collect()
+                evicted = evict_from_page_cache(npy) and evicted
+                resident.append(resident_fraction(npy))
             ds = open_dataset(Path(tmp) / "ds", imsize)
             loader = make_loader(ds.images, batch, pin)
             try:
@@ -86,7 +118,7 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
                 rates.append(batches * batch / (time.perf_counter() - t0))
             finally:
                 loader.close()
-                del ds
+                del loader, ds  # the Prefetcher holds the memmap too
     if cold and not evicted:
         cache = "cold requested, but this OS cannot evict a file's pages (posix_fadvise): read warm"
     elif cold:
@@ -103,6 +135,7 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
         "pinned_and_copied_to_device": pin,
         "cache": cache,
         "cold": bool(cold and evicted),
+        "resident_after_evict": resident if cold else None,  # per drain, share of pages still cached
     }
 
 

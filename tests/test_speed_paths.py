@@ -273,3 +273,5 @@ def test_loader_bench_cold_reads_from_the_disk(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert res["cold"] is True and res["cache"].startswith("cold") and res["img_per_s"] > 0
+    # every drain really started from the disk (the loader of the previous one no longer maps the file)
+    assert all(r is not None and r < 0.05 for r in res["resident_after_evict"]), res["resident_after_evict"]
