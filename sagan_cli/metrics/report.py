@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 
@@ -63,11 +61,7 @@ def print_table(record: dict, console) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict) -> Path:
-    """One JSON line (``"kind": "eval"``) appended to ``<run>/metrics.jsonl`` in a single write, fsynced."""
-    path = Path(run_dir) / "metrics.jsonl"
-    line = json.dumps(record, sort_keys=False) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return path
+    """One JSON line (``"kind": "eval"``) appended to ``<run>/metrics.jsonl`` (see ``sagan_cli.metrics_file``)."""
+    from sagan_cli.metrics_file import append_record
+
+    return append_record(Path(run_dir) / "metrics.jsonl", record)

@@ -239,6 +239,10 @@ def check_resumable(ckpt: dict, path: str | Path) -> None:
     """Refuse, in one line, a checkpoint that holds a generator but not the state training goes on from
     (G-only exports, hand-trimmed files): better than a KeyError half-way through restoring it."""
     missing = [k for k, kind in RESUME_KEYS.items() if not isinstance(ckpt.get(k), kind)]
+    if isinstance(ckpt.get("rng"), dict) and "torch" not in ckpt["rng"]:
+        missing.append("rng.torch")
+    if isinstance(ckpt.get("sampler"), dict):
+        missing += [f"sampler.{k}" for k in ("seed", "epoch", "position") if not isinstance(ckpt["sampler"].get(k), int)]
     if missing:
         raise SaganError(f"{path} holds no training state ({', '.join(missing)} missing); "
                          "it can be sampled from but not resumed")

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_write, disk_full, why
+from sagan_cli.fsutil import disk_full, why
+from sagan_cli.metrics_file import trim_for_resume
 
 
 def _fmt(v) -> str:
@@ -34,38 +35,10 @@ def format_line(rec: dict) -> str:
 class LogWriteError(SaganError):
     """metrics.jsonl or log.txt could not be written; the Trainer adds which checkpoint is intact."""
 
-    def __init__(self, path: Path, exc: OSError):
+    def __init__(self, path: Path, exc: OSError, doing: str = "appending to", outcome: str = "training stopped"):
         reason = "disk full" if disk_full(exc) else why(path, exc)
-        super().__init__(f"{reason} while appending to {path}; training stopped")
+        super().__init__(f"{reason} while {doing} {path}; {outcome}")
         self.path = path
-
-
-def _is_training_record(rec) -> bool:
-    return isinstance(rec, dict) and "kind" not in rec and isinstance(rec.get("step"), int)
-
-
-def trim_metrics(path: Path, start_step: int) -> int:
-    """Make ``metrics.jsonl`` end where a run (re)starts: drop the training records a killed run logged
-    past its last checkpoint (the resumed run logs those steps again) and a torn last line. Evaluation
-    records (``"kind": "eval"``) are kept. Rewritten atomically, and only when something goes.
-    Returns the number of lines dropped."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return 0
-    kept, dropped = [], 0
-    for line in raw.splitlines(keepends=True):
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            rec = None
-        if rec is None or not line.endswith(b"\n") or (_is_training_record(rec) and rec["step"] > start_step):
-            dropped += bool(line.strip())
-            continue
-        kept.append(line)
-    if dropped or len(kept) != len(raw.splitlines()):
-        atomic_write(path, lambda fh: fh.write(b"".join(kept)))
-    return dropped
 
 
 class TrainLogger:
@@ -76,8 +49,11 @@ class TrainLogger:
         self.console = console or Console(soft_wrap=True, highlight=False)
         self.total, self.start = total_steps, start_step
         self._metrics_path, self._log_path = run_dir / "metrics.jsonl", run_dir / "log.txt"
+        try:  # a resumed run: what the killed run logged past its checkpoint goes
+            trim_for_resume(self._metrics_path, start_step)
+        except OSError as exc:
+            raise LogWriteError(self._metrics_path, exc, "trimming", "the run did not start") from None
         with self._writing(self._metrics_path):
-            trim_metrics(self._metrics_path, start_step)
             self._metrics = open(self._metrics_path, "a", encoding="utf-8")
         with self._writing(self._log_path):
             self._log = open(self._log_path, "a", encoding="utf-8")
