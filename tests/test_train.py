@@ -195,3 +195,18 @@ def test_atomic_writes_get_normal_permissions_and_leave_no_temp_on_failure(tmp_p
             raise OSError(28, "No space left on device")
     assert (tmp_path / "f.bin").read_bytes() == b"ok"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_resume_names_missing_rng_and_sampler_entries():
+    """A hand-trimmed checkpoint whose rng or sampler lacks what the Trainer restores is refused in one line
+    before anything is restored (not a KeyError half-way through)."""
+    from sagan_cli.errors import SaganError
+    from sagan_cli.train.checkpoint import check_resumable
+
+    full = {"train_config": {}, "D": {}, "opt_G": {}, "opt_D": {}, "rng": {"torch": torch.zeros(1)},
+            "sampler": {"seed": 0, "epoch": 1, "position": 8}, "data": {}}
+    check_resumable(full, "ok.pt")
+    bad = full | {"rng": {}, "sampler": {"seed": 0, "position": "8"}}
+    with pytest.raises(SaganError, match=r"^bad\.pt holds no training state \(rng\.torch, sampler\.epoch, "
+                                         r"sampler\.position missing\); it can be sampled from but not resumed$"):
+        check_resumable(bad, "bad.pt")
