@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, run_sagan
+from conftest import REPO, assert_one_line_error, run_sagan
 
 TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 
@@ -210,3 +210,15 @@ def test_resume_names_missing_rng_and_sampler_entries():
     with pytest.raises(SaganError, match=r"^bad\.pt holds no training state \(rng\.torch, sampler\.epoch, "
                                          r"sampler\.position missing\); it can be sampled from but not resumed$"):
         check_resumable(bad, "bad.pt")
+
+
+def test_resume_with_a_damaged_rng_state_is_one_line(tiny_dataset, tmp_path, cli):
+    r = cli("train", "--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu",
+            "--data", tiny_dataset, "--steps", "1", "--batch", "8", "--outdir", tmp_path / "runs")
+    assert r.code == 0, r.stderr
+    [ck] = (tmp_path / "runs").glob("*/checkpoints/latest.pt")
+    state = torch.load(ck, weights_only=True)
+    state["rng"]["torch"] = torch.zeros(3)  # float, wrong size: not a generator state
+    torch.save(state, tmp_path / "bad-rng.pt")
+    r = cli("train", "--resume", tmp_path / "bad-rng.pt", "--steps", "2", "--device", "cpu")
+    assert_one_line_error(r, "random-generator state cannot be restored")

@@ -160,9 +160,13 @@ class Trainer:
         self.sampler_state = dict(ckpt["sampler"])
         if isinstance(ckpt.get("fixed_z"), torch.Tensor):
             self.fixed_z = ckpt["fixed_z"]
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        try:
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        except (TypeError, RuntimeError, ValueError) as exc:
+            raise SaganError(f"the checkpoint's random-generator state cannot be restored "
+                             f"({str(exc).splitlines()[0][:200]}); it can be sampled from but not resumed") from None
 
     # ------------------------------------------------------------------- step
     def _autocast(self):
