@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -41,8 +42,6 @@ def make_loader(images, batch: int, pin: bool):
 
 def evict_from_page_cache(path: Path) -> bool:
     """Ask the kernel to drop ``path``'s cached pages (False where posix_fadvise is missing)."""
-    import os
-
     if not hasattr(os, "posix_fadvise"):
         return False
     fd = os.open(path, os.O_RDONLY)
@@ -60,7 +59,6 @@ def resident_fraction(path: Path) -> float | None:
     import ctypes
     import ctypes.util
     import mmap
-    import os
 
     size = os.path.getsize(path)
     if size == 0 or not hasattr(mmap, "MAP_PRIVATE"):

@@ -286,10 +286,9 @@ def attn_map(
         raise SaganError("--seed and --seeds conflict: give one of them")
     from sagan_cli import attnmap
     from sagan_cli.device import resolve_device
+    from sagan_cli.fsutil import check_writable
     from sagan_cli.sample import parse_seeds
     from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg
-
-    from sagan_cli.fsutil import check_writable
 
     _png_out(out)
     check_writable(out)

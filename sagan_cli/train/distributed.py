@@ -12,9 +12,9 @@ the timeout) become a one-line error instead of a hang.
 from __future__ import annotations
 
 import contextlib
-
 import inspect
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -139,9 +139,6 @@ def exit_now(code: int) -> None:
     """End a process whose process group is broken, skipping interpreter shutdown: after a timed-out gloo
     collective, the group's C++ destructors can call std::terminate (SIGABRT, 'terminate called without an
     active exception') and hide the exit code. Everything that matters is already on disk or printed."""
-    import os
-    import sys
-
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

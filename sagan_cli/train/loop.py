@@ -263,18 +263,15 @@ class Trainer:
     def write_config(self, extra: dict) -> None:
         path = self.run_dir / "config.json"
         try:
-            self._write_config(path, extra)
+            atomic_write_json(path, {
+                "model": self.mcfg.to_dict(), "train": self.tcfg.to_dict(), "device": str(self.device),
+                "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
+                "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint,
+                         "count": len(self.dataset), "imsize": self.dataset.imsize},
+                "tool_version": __version__, "torch_version": str(torch.__version__), **extra,
+            })
         except OSError as exc:
             raise write_error(path, exc) from None
-
-    def _write_config(self, path: Path, extra: dict) -> None:
-        atomic_write_json(path, {
-            "model": self.mcfg.to_dict(), "train": self.tcfg.to_dict(), "device": str(self.device),
-            "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
-            "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint,
-                     "count": len(self.dataset), "imsize": self.dataset.imsize},
-            "tool_version": __version__, "torch_version": str(torch.__version__), **extra,
-        })
 
     # ------------------------------------------------------------------- run
     def _on_signal(self, signum, _frame) -> None:
