@@ -95,8 +95,12 @@ def _keys(tmp_path):
 def test_sigint_to_a_real_process_then_resume(tmp_path):
     """Ctrl-C on the real CLI with worker processes: exit 130, one line, and the re-run finishes."""
     env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200")
-    cmd = [sys.executable, "-m", "sagan_cli", "prepare", "synthetic", "--imsize", 32, "--count", 40000,
-           "--workers", 2, "--out", "ds"]
+    args = ["prepare", "synthetic", "--imsize", 32, "--count", 40000, "--workers", 2, "--out", "ds"]
+    # The real CLI in a real process, committing after every chunk: with the default 2 s interval a
+    # fast machine wrote all 40000 rows (2.2 s here) before the first commit, so the signal came too late.
+    launcher = ("import sys; from sagan_cli.data import prepare; prepare.COMMIT_EVERY_S = 0.0; "
+                "from sagan_cli.cli import main; sys.argv[0] = 'sagan'; main()")
+    cmd = [sys.executable, "-c", launcher, *args]
     proc = subprocess.Popen(list(map(str, cmd)), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     progress = tmp_path / "ds" / "progress.json"
@@ -114,7 +118,7 @@ def test_sigint_to_a_real_process_then_resume(tmp_path):
     _refused(tmp_path / "ds")
     done = json.loads(progress.read_text())["written"]
     assert 0 < done < 40000
-    r = run_sagan(*cmd[3:], cwd=tmp_path)
+    r = run_sagan(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"resuming ds: {done} of 40000" in r.stdout
     images = open_dataset(tmp_path / "ds").images
