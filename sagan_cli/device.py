@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from sagan_cli.errors import SaganError
@@ -62,3 +63,12 @@ def describe(device) -> str:
     if device.type == "cpu":
         return f"cpu ({torch.get_num_threads()} threads)"
     return str(device)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity mask (taskset, a CPU-limited container's
+    cpuset), which ``os.cpu_count()`` ignores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)

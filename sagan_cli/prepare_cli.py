@@ -52,10 +52,11 @@ def _say(text: str) -> None:
 
 
 def _run(out: Path, request: dict, make_source, imsize: int, crop, resample, max_images, workers, force, preview) -> None:
-    from sagan_cli.data.prepare import Options, default_workers, prepare
+    from sagan_cli.data.prepare import Options, prepare
+    from sagan_cli.device import usable_cores
 
     opts = Options(imsize=imsize, crop=crop, resample=resample, max_images=max_images,
-                   workers=workers or default_workers(), force=force, preview=preview)
+                   workers=workers or usable_cores(), force=force, preview=preview)
     res = prepare(out, request, make_source, opts, _say)
     skipped = f"{res.skipped} undecodable entr{'y' if res.skipped == 1 else 'ies'} skipped (keys and reasons in meta.json)" \
         if res.skipped else "no entries skipped"

@@ -18,13 +18,14 @@ from distributed_helpers import WORLD, global_batch, sync_bn_and_replicas_worker
 from sagan_cli.data.loader import EpochSampler
 from sagan_cli.train.checkpoint import load_checkpoint
 from sagan_cli.train.distributed import EXIT_PEER_LOST, context_from_env
-from sagan_cli.train.launch import strip_nproc
+from sagan_cli.train import launch
+from sagan_cli.train.launch import root_cause, strip_nproc
 
 TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 
 
-def _train(tmp_path, data, *extra, outdir="runs"):
-    res = run_sagan("train", *TINY, "--data", data, "--outdir", outdir, *extra, cwd=tmp_path, timeout=300)
+def _train(tmp_path, data, *extra, outdir="runs", env=None):
+    res = run_sagan("train", *TINY, "--data", data, "--outdir", outdir, *extra, cwd=tmp_path, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
     return res
@@ -69,6 +70,51 @@ def test_strip_nproc_and_environment_parsing():
     assert (ctx.rank, ctx.world, ctx.local_rank, ctx.enabled, ctx.is_main) == (2, 4, 0, True, False)
     assert ctx.shard(8) == slice(4, 6)
     assert not context_from_env({}).enabled
+
+
+def _failure(rank, exitcode, timestamp):
+    from torch.distributed.elastic.multiprocessing.errors import ProcessFailure
+
+    failure = ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=exitcode, error_file="/nonexistent")
+    failure.timestamp = timestamp
+    return failure
+
+
+def test_the_rank_that_died_is_named_not_the_one_that_lost_it():
+    """torch elastic stamps failures in whole seconds and, on a tie, blames the rank it polled first: a
+    rank 0 that exited 4 (peer lost) in the same second as rank 1's SIGKILL was named as the cause."""
+    lost, killed = _failure(0, EXIT_PEER_LOST, 100), _failure(1, -signal.SIGKILL, 100)
+    assert root_cause({0: lost, 1: killed}) == (1, killed)
+    assert root_cause({0: lost, 1: _failure(1, -signal.SIGKILL, 101)})[0] == 1  # even when recorded later
+    assert root_cause({0: _failure(0, 1, 101), 1: _failure(1, 1, 100)})[0] == 1  # else the earliest
+    assert root_cause({0: _failure(0, 1, 100), 1: _failure(1, 1, 100)})[0] == 0  # then the lowest rank
+    assert root_cause({1: lost, 0: _failure(0, EXIT_PEER_LOST, 100)})[0] == 0  # all lost: the lowest
+
+
+def test_the_launcher_names_the_root_cause_and_shares_the_usable_cores(monkeypatch, tmp_path):
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+
+    import torch.distributed.launcher.api as api
+
+    seen = {}
+
+    def fake_launch(config, entrypoint):
+        def run(*args):
+            seen["threads"] = os.environ["OMP_NUM_THREADS"]
+            raise ChildFailedError("sagan_cli", {0: _failure(0, EXIT_PEER_LOST, 100),
+                                                 1: _failure(1, -signal.SIGKILL, 100)})
+        return run
+
+    monkeypatch.setattr(api, "elastic_launch", fake_launch)
+    monkeypatch.setenv("OMP_NUM_THREADS", "unset")  # recorded, so that what launch_local sets is undone
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(6)))  # a 6-core cpuset on a bigger host
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    with pytest.raises(launch.SaganError) as info:
+        launch.launch_local(2, [], tmp_path, lambda line: None)
+    assert seen["threads"] == "3"
+    assert str(info.value).startswith("training process rank 1 was killed by SIGKILL;")
+    assert info.value.exit_code == EXIT_PEER_LOST
 
 
 def test_sync_bn_matches_global_batchnorm_and_replica_check_detects_differences(tmp_path):
@@ -127,7 +173,9 @@ def test_torchrun_runs_the_same_job_as_nproc(tmp_path, tiny_dataset):
     """`torchrun --standalone --nproc-per-node 2 -m sagan_cli train ...` (here its module form) is the documented
     multi-machine entry point: one run, rank 0 writing, and the same weights as `sagan train --nproc 2`."""
     common = ("--steps", "4", "--batch", "8", "--seed", "3", "--ckpt-every", "2", "--log-every", "2")
-    _train(tmp_path, tiny_dataset, "--nproc", "2", *common, outdir="nproc")
+    # one thread per rank in both: bit-equality needs the same reduction order, and --nproc would
+    # otherwise pick cores // 2 threads (more than one where the machine has more than 3 cores)
+    _train(tmp_path, tiny_dataset, "--nproc", "2", *common, outdir="nproc", env={"OMP_NUM_THREADS": "1"})
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                           "-m", "sagan_cli", "train", *TINY, "--data", str(tiny_dataset), "--outdir", "torchrun", *common],

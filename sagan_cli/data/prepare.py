@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import sys
 import threading
 import time
@@ -72,13 +71,6 @@ class Outcome:
     @property
     def rate(self) -> float:
         return (self.count - self.resumed_from) / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def _pool_context():

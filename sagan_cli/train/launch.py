@@ -13,6 +13,7 @@ import signal
 import sys
 import uuid
 
+from sagan_cli.device import usable_cores
 from sagan_cli.errors import SaganError
 from sagan_cli.train.distributed import EXIT_PEER_LOST
 
@@ -43,6 +44,18 @@ def _describe(exitcode: int) -> str:
     return f"exited with code {exitcode}"
 
 
+def root_cause(failures: dict) -> tuple[int, object]:
+    """The failure to name among the ranks that failed: ``(rank, failure)``.
+
+    A rank that exits with EXIT_PEER_LOST only reacts to another's death, and torch's own
+    ``get_first_failure`` cannot see that: it orders by a timestamp in whole seconds and
+    breaks ties by the order the ranks were polled, so a fast rank 0 that noticed rank 1's
+    SIGKILL could be blamed for it. Peer-lost exits go last, then the earliest, then the lowest rank.
+    """
+    rank = min(failures, key=lambda r: (failures[r].exitcode == EXIT_PEER_LOST, failures[r].timestamp, r))
+    return rank, failures[rank]
+
+
 def _newest(outdir) -> str:
     from sagan_cli.train.checkpoint import latest_checkpoint
 
@@ -63,7 +76,7 @@ def launch_local(nproc: int, train_argv: list[str], outdir, say) -> int:
         if name.startswith("torch.distributed.elastic"):
             logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // nproc))
+        os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cores() // nproc))
     config = LaunchConfig(
         min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
         rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
@@ -73,7 +86,7 @@ def launch_local(nproc: int, train_argv: list[str], outdir, say) -> int:
     try:
         elastic_launch(config, sys.executable)("-u", "-m", "sagan_cli", "train", *train_argv)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
+        rank, failure = root_cause(exc.failures)
         code = failure.exitcode
         raise SaganError(
             f"training process rank {rank} {_describe(code)}; the other processes were stopped "
