@@ -115,11 +115,16 @@ def atomic_link_or_copy(src: Path, dst: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     try:
-        os.link(src, tmp)
-    except OSError:
-        with open(src, "rb") as fin, atomic_open(dst) as fout:
-            while chunk := fin.read(1 << 22):
-                fout.write(chunk)
-        return
-    os.replace(tmp, dst)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            with open(src, "rb") as fin, atomic_open(dst) as fout:
+                while chunk := fin.read(1 << 22):
+                    fout.write(chunk)
+            return
+        os.replace(tmp, dst)
+    except BaseException:  # an interrupt or an error between link and rename: no stray link left
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_dir(dst.parent)

@@ -145,6 +145,11 @@ def test_ema_tracks_g_before_start_then_averages():
     assert not ema.model.training and not any(p.requires_grad for p in ema.model.parameters())
 
 
+def _records(path):
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]  # whole lines only
+
+
 def _wait_for(path, proc, timeout=120):
     t0 = time.time()
     while not path.exists():
@@ -160,12 +165,17 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path, sig
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
         [sys.executable, "-m", "sagan_cli", "train", *TINY, "--data", str(tiny_dataset), "--steps", "100000",
-         "--batch", "8", "--ckpt-every", "3", "--log-every", "1000"],
+         "--batch", "8", "--ckpt-every", "3", "--log-every", "1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    ckdir = tmp_path / "runs/00000-tiny-32/checkpoints"
+    run = tmp_path / "runs/00000-tiny-32"
+    ckdir = run / "checkpoints"
     _wait_for(ckdir / "step-0000003.pt", proc)
-    time.sleep(0.5)
+    # step 4's record is written after step 3's stop check: a signal from now on stops past step 3
+    # (a fixed sleep could land between step 3's checkpoint and that check, where nothing new is saved)
+    while not [r for r in _records(run / "metrics.jsonl") if r.get("step", 0) >= 4]:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
@@ -195,6 +205,30 @@ def test_atomic_writes_get_normal_permissions_and_leave_no_temp_on_failure(tmp_p
             raise OSError(28, "No space left on device")
     assert (tmp_path / "f.bin").read_bytes() == b"ok"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+
+
+def test_latest_link_interrupted_before_its_rename_leaves_no_temporary(tmp_path, monkeypatch):
+    """latest.pt is a hard link renamed into place; Ctrl-C between the link and the rename must not
+    leave `.latest.pt.link.tmp` behind, and the old latest.pt stays."""
+    import os
+
+    from sagan_cli import fsutil
+
+    (tmp_path / "step-2.pt").write_bytes(b"two")
+    (tmp_path / "latest.pt").write_bytes(b"one")
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    real = os.replace
+    monkeypatch.setattr(fsutil.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fsutil.atomic_link_or_copy(tmp_path / "step-2.pt", tmp_path / "latest.pt")
+    monkeypatch.setattr(fsutil.os, "replace", real)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt", "step-2.pt"]
+    assert (tmp_path / "latest.pt").read_bytes() == b"one"
+    fsutil.atomic_link_or_copy(tmp_path / "step-2.pt", tmp_path / "latest.pt")
+    assert (tmp_path / "latest.pt").read_bytes() == b"two"
 
 
 def test_resume_names_missing_rng_and_sampler_entries():
