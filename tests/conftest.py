@@ -13,6 +13,13 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The suite must not depend on the caller's terminal or network settings (a CI job often sets some):
+# rich takes FORCE_COLOR / TTY_COMPATIBLE to mean "a terminal" and draws bars instead of plain lines,
+# and urllib sends even 127.0.0.1 through http_proxy unless no_proxy names it. Subprocesses inherit this.
+for _name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
+    os.environ.pop(_name, None)
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
 
 @dataclass
 class Result:
