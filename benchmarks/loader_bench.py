@@ -117,8 +117,13 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
             finally:
                 loader.close()
                 del loader, ds  # the Prefetcher holds the memmap too
+    stayed = [r for r in resident if r is not None and r >= 0.5]  # tmpfs pages cannot be dropped
     if cold and not evicted:
         cache = "cold requested, but this OS cannot evict a file's pages (posix_fadvise): read warm"
+    elif cold and stayed:
+        evicted = False
+        cache = (f"cold requested, but the kernel kept the file's pages cached ({max(stayed):.0%} resident; "
+                 f"is {tempfile.gettempdir()} a tmpfs? set TMPDIR to a disk): read warm")
     elif cold:
         cache = "cold (the file's pages evicted before each drain: read from the disk)"
     else:

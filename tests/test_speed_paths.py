@@ -265,13 +265,44 @@ def test_train_bench_re_renders_saved_results_as_markdown():
 
 
 @pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise to evict pages")
-def test_loader_bench_cold_reads_from_the_disk(tmp_path):
+def _filesystem_type(path: str) -> str | None:
+    """The type of the filesystem holding ``path`` (from /proc/self/mountinfo), or None."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    path, best, kind = os.path.realpath(path), "", None
+    for line in lines:
+        fields = line.split()
+        mount, fstype = fields[4], fields[fields.index("-") + 1]
+        if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def _loader_bench(tmp_path, *args, env=None):
     out = tmp_path / "loader.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader_bench.py"), "--cold", "--images", "256",
-                           "--batches", "4", "--imsize", "32", "--json", str(out)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader_bench.py"), "--images", "256",
+                           "--batches", "4", "--imsize", "32", "--json", str(out), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_loader_bench_cold_reads_from_the_disk(tmp_path):
+    import tempfile
+
+    if _filesystem_type(tempfile.gettempdir()) in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tempfile.gettempdir()} is memory-backed: its pages cannot be evicted")
+    res = _loader_bench(tmp_path, "--cold")
     assert res["cold"] is True and res["cache"].startswith("cold") and res["img_per_s"] > 0
     # every drain really started from the disk (the loader of the previous one no longer maps the file)
     assert all(r is not None and r < 0.05 for r in res["resident_after_evict"]), res["resident_after_evict"]
+
+
+def test_loader_bench_does_not_call_a_memory_backed_read_cold(tmp_path):
+    """On tmpfs (here /dev/shm) DONTNEED drops nothing: the result must say warm, not claim a disk read."""
+    if _filesystem_type("/dev/shm") != "tmpfs" or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable tmpfs at /dev/shm")
+    res = _loader_bench(tmp_path, "--cold", env=dict(os.environ, TMPDIR="/dev/shm"))
+    assert res["cold"] is False and "kept the file's pages cached" in res["cache"], res
