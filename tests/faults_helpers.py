@@ -107,6 +107,21 @@ def temp_files(directory: Path) -> list[str]:
     return sorted(p.name for p in Path(directory).iterdir() if TEMP_RE.match(p.name)) if Path(directory).is_dir() else []
 
 
+def _wait_stopped(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Return once ``proc`` is in the stopped state (its /proc stat says T), or has exited."""
+    stat = Path(f"/proc/{proc.pid}/stat")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return  # gone, or no /proc: nothing more to wait for
+        if state in ("T", "t", "Z", "X"):
+            return
+        time.sleep(0.0002)
+    raise AssertionError(f"process {proc.pid} did not stop within {timeout} s of SIGSTOP")
+
+
 def freeze_mid_write(proc: subprocess.Popen, directory: Path, skip: int = 0, timeout: float = 180) -> str:
     """Stop ``proc`` (SIGSTOP) while a temporary file is being written in ``directory`` — after letting
     ``skip`` writes go by — and return that file's name. The caller kills or continues it."""
@@ -119,6 +134,7 @@ def freeze_mid_write(proc: subprocess.Popen, directory: Path, skip: int = 0, tim
             fresh = [t for t in tmps if t not in seen]
             if fresh and len(seen) >= skip:
                 proc.send_signal(signal.SIGSTOP)
+                _wait_stopped(proc)  # SIGSTOP is asynchronous: a rename could still slip in before it lands
                 still = [t for t in temp_files(directory) if t in fresh]
                 if still:
                     return still[0]

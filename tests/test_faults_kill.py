@@ -177,14 +177,19 @@ def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str, count:
     np.testing.assert_array_equal(got.images[-1], render(0, count - 1, 16))
 
 
+# Sized for margin: at 16 px this machine prepares about 22,000 img/s with 2 workers, so 60000 images
+# take ~2.7 s against a kill within 0.3 s, and 200000 take ~9 s against one within 1 s of a 2 s commit.
+EARLY, AFTER_COMMIT = 60000, 200000
+
+
 def test_sigkill_prepare_then_rerun(tmp_path, tmp_path_factory, cli):
-    _prepare_trial(tmp_path, tmp_path_factory, cli, 0, "early", 30000)
+    _prepare_trial(tmp_path, tmp_path_factory, cli, 0, "early", EARLY)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed,mode", [(1, "after-commit"), (2, "early"), (3, "after-commit"), (4, "after-commit")])
 def test_sigkill_prepare_then_rerun_more_trials(tmp_path, tmp_path_factory, cli, seed, mode):
-    _prepare_trial(tmp_path, tmp_path_factory, cli, seed, mode, 30000 if mode == "early" else 100000)
+    _prepare_trial(tmp_path, tmp_path_factory, cli, seed, mode, EARLY if mode == "early" else AFTER_COMMIT)
 
 
 # ------------------------------------------------------------------ the two windows a random kill rarely hits
