@@ -6,14 +6,14 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, assert_one_line_error, run_sagan
+from conftest import REPO, assert_one_line_error
+from faults_helpers import wait_until
 
 TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 
@@ -145,17 +145,10 @@ def test_ema_tracks_g_before_start_then_averages():
     assert not ema.model.training and not any(p.requires_grad for p in ema.model.parameters())
 
 
-def _records(path):
+def _logged_step(path) -> int:
+    """The highest step among the whole lines of a metrics.jsonl being written (0 before any)."""
     text = path.read_text() if path.exists() else ""
-    return [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]  # whole lines only
-
-
-def _wait_for(path, proc, timeout=120):
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t0 < timeout, "training never reached its first checkpoint"
-        time.sleep(0.2)
+    return max((json.loads(line)["step"] for line in text[:text.rfind("\n") + 1].splitlines()), default=0)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 0), (signal.SIGTERM, 143)])
@@ -170,12 +163,9 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path, sig
     )
     run = tmp_path / "runs/00000-tiny-32"
     ckdir = run / "checkpoints"
-    _wait_for(ckdir / "step-0000003.pt", proc)
-    # step 4's record is written after step 3's stop check: a signal from now on stops past step 3
-    # (a fixed sleep could land between step 3's checkpoint and that check, where nothing new is saved)
-    while not [r for r in _records(run / "metrics.jsonl") if r.get("step", 0) >= 4]:
-        assert proc.poll() is None, proc.communicate()
-        time.sleep(0.05)
+    # step 4's record is written after step 3's checkpoint and stop check: a signal from now on stops past
+    # step 3 (a fixed sleep could land between that checkpoint and that check, where nothing new is saved)
+    wait_until(lambda: _logged_step(run / "metrics.jsonl") >= 4, proc, timeout=120, what="step 4's record")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
