@@ -81,8 +81,7 @@ def trim_for_resume(path: str | os.PathLike, start_step: int) -> int:
         if fd is None:
             return 0
         raw = os.pread(fd, os.fstat(fd).st_size, 0)
-        kept, dropped, first_drop = [], 0, None
-        offset = 0
+        kept, dropped, kept_bytes, tail_only = [], 0, 0, True
         for line in raw.splitlines(keepends=True):
             try:
                 rec = json.loads(line)
@@ -91,15 +90,15 @@ def trim_for_resume(path: str | os.PathLike, start_step: int) -> int:
             whole = line.endswith(b"\n") and rec is not None
             if not whole or (_is_training_record(rec) and rec["step"] > start_step):
                 dropped += 1
-                first_drop = offset if first_drop is None else first_drop
             else:
-                kept.append((offset, line))
-            offset += len(line)
-        if first_drop is None:
+                kept.append(line)
+                kept_bytes += len(line)
+                tail_only = tail_only and not dropped  # a line kept after a dropped one
+        if not dropped:
             return 0
-        if all(off < first_drop for off, _ in kept):  # only the end goes: cut it off in place
-            os.ftruncate(fd, first_drop)
+        if tail_only:  # only the end goes: cut it off in place
+            os.ftruncate(fd, kept_bytes)
             os.fsync(fd)
         else:  # an evaluation record after dropped lines: rewrite (atomically; others retry on the new file)
-            atomic_write(path, lambda fh: fh.write(b"".join(line for _, line in kept)))
+            atomic_write(path, lambda fh: fh.write(b"".join(kept)))
         return dropped
