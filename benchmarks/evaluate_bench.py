@@ -10,6 +10,8 @@ Measures
   one symmetric eigenvalue problem), best and median of ``--repeat`` runs in a fresh process, with
   the default BLAS threads and with one BLAS thread (on a busy shared machine the single-threaded
   LAPACK is often much faster: threads that wait for each other lose their time slices);
+  with ``--sqrtm``, the same for ``frechet_distance_sqrtm`` (`sagan evaluate --fid-sqrtm`: scipy.linalg.sqrtm
+  of the product, as pytorch-fid computes it), on the same matrices;
 * mu/sigma from ``--stats-n`` features (float64 accumulation).
 
 Prints a table; ``--json OUT`` also writes the numbers to OUT. Not a test: nothing is asserted.
@@ -65,10 +67,10 @@ def extraction_speed(device_name: str, images: int, batch: int, imsize: int) -> 
             "seconds": round(elapsed, 2), "img_per_s": round(batches * batch / elapsed, 2)}
 
 
-def fid_timing(repeat: int) -> dict:
+def fid_timing(repeat: int, sqrtm: bool = False) -> dict:
     import numpy as np
 
-    from sagan_cli.metrics.fid import frechet_distance
+    from sagan_cli.metrics.fid import frechet_distance, frechet_distance_sqrtm
 
     rng = np.random.default_rng(0)
     d = 2048
@@ -78,19 +80,19 @@ def fid_timing(repeat: int) -> dict:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        frechet_distance(mu1, s1, mu2, s2)
+        (frechet_distance_sqrtm if sqrtm else frechet_distance)(mu1, s1, mu2, s2)
         times.append(time.perf_counter() - start)
     times.sort()
     return {"best_s": round(times[0], 2), "median_s": round(times[len(times) // 2], 2), "repeat": repeat}
 
 
-def fid_timing_subprocess(repeat: int, one_thread: bool) -> dict:
+def fid_timing_subprocess(repeat: int, one_thread: bool, sqrtm: bool = False) -> dict:
     """fid_timing in a fresh interpreter (no torch thread pool around), optionally with 1 BLAS thread."""
     env = dict(os.environ)
     if one_thread:
         env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     code = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
-           f"import evaluate_bench as b; print(json.dumps(b.fid_timing({repeat})))"
+           f"import evaluate_bench as b; print(json.dumps(b.fid_timing({repeat}, sqrtm={sqrtm})))"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -114,6 +116,7 @@ def main(argv=None) -> None:
     ap.add_argument("--imsize", type=int, default=64, help="side of the input images (resized to 299)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--repeat", type=int, default=3, help="FID timing repetitions")
+    ap.add_argument("--sqrtm", action="store_true", help="also time FID by scipy.linalg.sqrtm (--fid-sqrtm)")
     ap.add_argument("--stats-n", type=int, default=5000, help="features for the mu/sigma timing")
     ap.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON to OUT")
     args = ap.parse_args(argv)
@@ -129,15 +132,21 @@ def main(argv=None) -> None:
                                                      args.cuda_batch, args.imsize))
     result["fid_2048"] = {"default_blas_threads": fid_timing_subprocess(args.repeat, one_thread=False),
                           "one_blas_thread": fid_timing_subprocess(args.repeat, one_thread=True)}
+    if args.sqrtm:
+        result["fid_2048_sqrtm"] = {"default_blas_threads": fid_timing_subprocess(args.repeat, False, sqrtm=True),
+                                    "one_blas_thread": fid_timing_subprocess(args.repeat, True, sqrtm=True)}
     result["statistics"] = stats_timing(args.stats_n)
     if hasattr(os, "getloadavg"):
         result["machine"]["load_avg_at_end"] = list(os.getloadavg())
 
     rows = [(f"features, {e['device']}", f"{e['img_per_s']:.1f} img/s",
              f"{e['images']} images of {e['imsize']}px, batch {e['batch']}, {e['seconds']}s") for e in result["extraction"]]
-    for key, label in (("default_blas_threads", "default BLAS threads"), ("one_blas_thread", "1 BLAS thread")):
-        f = result["fid_2048"][key]
-        rows.append((f"FID from 2048-d stats, {label}", f"{f['best_s']:.2f} s", f"best of {f['repeat']}, median {f['median_s']:.2f} s"))
+    for part, path in (("fid_2048", ""), ("fid_2048_sqrtm", " by sqrtm")):
+        for key, label in (("default_blas_threads", "default BLAS threads"), ("one_blas_thread", "1 BLAS thread")):
+            f = result.get(part, {}).get(key)
+            if f:
+                rows.append((f"FID from 2048-d stats{path}, {label}", f"{f['best_s']:.2f} s",
+                             f"best of {f['repeat']}, median {f['median_s']:.2f} s"))
     s = result["statistics"]
     rows.append(("mu/sigma (float64)", f"{s['seconds']:.2f} s", f"{s['features']} × 2048 float32 features"))
     width = max(len(r[0]) for r in rows)

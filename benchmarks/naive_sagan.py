@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sagan_cli.config import ModelConfig, d_resolutions, g_resolutions, width
+from sagan_cli.models.config import ModelConfig, d_resolutions, g_resolutions, width
 
 
 def l2normalize(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:

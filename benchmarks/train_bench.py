@@ -79,7 +79,7 @@ def make_sagan_trainer(mcfg, device, images_u8, **train_options):
     The dataset is an in-memory PreparedDataset (``train_step`` is fed batches directly)
     and there is no run directory: nothing is written.
     """
-    from sagan_cli.config import TrainConfig
+    from sagan_cli.train.config import TrainConfig
     from sagan_cli.data.dataset import PreparedDataset
     from sagan_cli.train.loop import Trainer
 
@@ -168,7 +168,7 @@ def probe_memory(args) -> dict:
     import torch
 
     from naive_sagan import NaiveTrainer
-    from sagan_cli.config import ModelConfig
+    from sagan_cli.models.config import ModelConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -206,7 +206,7 @@ def run(args) -> dict:
 
     from loader_bench import measure_loader
     from naive_sagan import NaiveTrainer
-    from sagan_cli.config import ModelConfig
+    from sagan_cli.models.config import ModelConfig
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -1,4 +1,4 @@
-"""Regenerate completions/ from the app: `make completions` (tests/test_completions.py checks they are current)."""
+"""Regenerate completions/ from the app: `make completions` (tests/test_cli_completions.py checks they are current)."""
 
 from __future__ import annotations
 

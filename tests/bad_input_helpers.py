@@ -1,4 +1,4 @@
-"""The bad-input matrix's machinery (tests/test_bad_input.py holds the cases): the workspace each case runs in,
+"""The bad-input matrix's machinery (tests/test_cli_bad_input.py holds the cases): the workspace each case runs in,
 the files a case's setup adds, and the docs/errors.md row each case must have."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from conftest import REPO, make_images
+from payloads import FileMaker
 from faults_helpers import DATA, RUN, TINY, base_workspace
 from prepare_helpers import make_lsun_lmdb, make_zip
 from sagan_cli.data.dataset import save_dataset
@@ -65,16 +66,6 @@ def _save(obj, path):
     torch.save(obj, path)
 
 
-class _Payload:
-    """Unpickling this creates the file PWNED (the test checks that it never appears)."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
 def _lmdb(ws, name):
     directory, _ = make_lsun_lmdb(ws / "lmdb-src", n=2)
     return directory.rename(ws / name)
@@ -108,7 +99,7 @@ SETUPS = {
     "foreign": lambda ws: _save({"state_dict": {"w": torch.zeros(2)}}, ws / "foreign.pt"),
     "newer": lambda ws: _save(_ckpt(ws) | {"format_version": 2}, ws / "newer.pt"),
     "incomplete": lambda ws: _save({k: v for k, v in _ckpt(ws).items() if k != "model_config"}, ws / "incomplete.pt"),
-    "payload": lambda ws: _save(_ckpt(ws) | {"extra": _Payload(ws / "PWNED")}, ws / "payload.pt"),
+    "payload": lambda ws: _save(_ckpt(ws) | {"extra": FileMaker(ws / "PWNED")}, ws / "payload.pt"),
     "g-only": lambda ws: _save({k: v for k, v in _ckpt(ws).items()
                                 if k in ("format", "format_version", "model_config", "step", "G", "G_ema")}, ws / "g-only.pt"),
     "mismatch": lambda ws: _save(_with_config(ws, g_conv_dim=8), ws / "mismatch.pt"),
@@ -145,7 +136,7 @@ def skip_reason(case) -> str | None:
     if case.command == "evaluate":
         import inspect
 
-        from sagan_cli.evaluate_cli import evaluate
+        from sagan_cli.cli.evaluate import evaluate
 
         if "ckpt" not in inspect.signature(evaluate).parameters:
             return "sagan evaluate is not built yet"

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "tests" / "fixtures"
+
+# The model every training test uses: 32 px, narrow, on the CPU (a step takes milliseconds).
+TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 
 # The suite must not depend on the caller's terminal or network settings (a CI job often sets some):
 # rich takes FORCE_COLOR / TTY_COMPATIBLE to mean "a terminal" and draws bars instead of plain lines,

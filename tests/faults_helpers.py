@@ -1,4 +1,4 @@
-"""Shared by the fault-injection tests (tests/test_faults_*.py) and the bad-input matrix (tests/test_bad_input.py):
+"""Shared by the fault-injection tests (tests/test_faults_*.py) and the bad-input matrix (tests/test_cli_bad_input.py):
 a tiny trained run built once per session, subprocess control (kill, freeze mid-write), checkpoint checks."""
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from conftest import REPO, make_images
+from conftest import REPO, TINY, make_images  # noqa: F401 (TINY: for the fault tests)
 
-TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 # One thread per torch subprocess: on 2 cores shared with other jobs, two threads per process are 3-4x slower,
 # and the same thread count in every run keeps killed+resumed and uninterrupted runs comparable bit for bit.
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -28,6 +27,31 @@ RUN = "runs/00000-tiny-32"
 DATA = "data/tiny-32"
 
 _BASE: dict[str, Path] = {}
+
+
+def poisoned_trainer(tmp_path: Path, data: Path, poison, at_step: int = 2, **train_opts):
+    """A tiny Trainer (10 steps, a log and a checkpoint every step) that calls ``poison(trainer)`` under no_grad
+    right after step ``at_step + 1``'s update, and a logger writing to a string; for the divergence guards."""
+    from rich.console import Console
+
+    from sagan_cli.train.log import TrainLogger
+    from sagan_cli.train.session import prepare_run
+
+    trainer = prepare_run(
+        model_opts=dict(imsize=32, z_dim=32, g_conv_dim=16, d_conv_dim=16, g_attn=None, d_attn=None, attention="paper"),
+        train_opts=dict(steps=10, batch=8, log_every=1, ckpt_every=1, sample_every=100, name="", **train_opts),
+        explicit=set(), resume=None, outdir=tmp_path / "runs", data=data, device_spec="cpu", say=lambda s: None,
+    )
+    original = trainer.train_step
+
+    def poisoned(batch):
+        original(batch)
+        if trainer.step == at_step:
+            with torch.no_grad():
+                poison(trainer)
+
+    trainer.train_step = poisoned
+    return trainer, TrainLogger(trainer.run_dir, 10, 0, False, console=Console(file=io.StringIO()))
 
 
 def make_dataset(root: Path) -> Path:

@@ -121,7 +121,7 @@ def test_disk_full_while_re_pointing_latest_pt(cli, tmp_path, tmp_path_factory, 
     assert checkpoint_steps(ckdir) == {"latest.pt": 2, "step-0000002.pt": 2, "step-0000004.pt": 4}
     assert temp_files(ckdir) == []
     restore()
-    from sagan_cli.train.checkpoint import latest_checkpoint
+    from sagan_cli.train.runs import latest_checkpoint
 
     assert latest_checkpoint(tmp_path / "runs") == ckdir / "step-0000004.pt"
     r = cli("train", "--resume", "latest", "--steps", 6, "--device", "cpu")
@@ -161,7 +161,7 @@ def test_a_real_failing_write_while_preparing_is_one_line(tmp_path):
                        preexec_fn=_file_size_limit(1 << 20))  # images.npy needs 3.8 MB
     assert_one_line_error(r, "cannot write the dataset in ds", "File too large")
     from sagan_cli.data.dataset import open_dataset
-    from sagan_cli.errors import SaganError
+    from sagan_cli.util.errors import SaganError
 
     with pytest.raises(SaganError, match="not a complete prepared dataset"):
         open_dataset(tmp_path / "ds")
@@ -187,9 +187,9 @@ def test_disk_full_while_writing_an_output(cli, tmp_path, tmp_path_factory, monk
 
 # ------------------------------------------------------------------ prepare: finalise, preview, first commit
 def test_disk_full_while_finishing_images_npy_then_rerun(cli, tmp_path, monkeypatch):
-    from sagan_cli.data import npyfile
+    from sagan_cli.data.prepare import npyfile
     from sagan_cli.data.dataset import open_dataset
-    from sagan_cli.data.synthetic import render
+    from sagan_cli.data.prepare.synthetic import render
 
     real_fsync, real_finalise, phase = os.fsync, npyfile.finalise, {"in": False}
 
@@ -247,7 +247,7 @@ def test_prepare_killed_in_its_first_write_leaves_a_directory_it_can_resume(cli,
 # ------------------------------------------------------------------ unpack and download
 def test_disk_full_while_unpacking_then_rerun(cli, tmp_path, monkeypatch):
     from prepare_helpers import CATEGORY, make_lsun_lmdb, make_zip
-    from sagan_cli.data import archive
+    from sagan_cli.data.prepare import archive
 
     directory, _ = make_lsun_lmdb(tmp_path / "src", n=10)
     zip_path = make_zip(directory, tmp_path / "church_outdoor_train_lmdb.zip")
@@ -270,7 +270,7 @@ def test_disk_full_while_unpacking_then_rerun(cli, tmp_path, monkeypatch):
 
 def test_disk_full_while_downloading_keeps_the_part_for_resume(cli, tmp_path, monkeypatch):
     from prepare_helpers import CATEGORY, STEM, FileServer, make_lsun_lmdb, make_zip
-    from sagan_cli.data import download
+    from sagan_cli.data.prepare import download
 
     directory, _ = make_lsun_lmdb(tmp_path / "src", n=10)
     data = make_zip(directory, tmp_path / "z.zip").read_bytes()
@@ -297,7 +297,7 @@ def test_disk_full_while_downloading_keeps_the_part_for_resume(cli, tmp_path, mo
 
 # ------------------------------------------------------------------ the run's own logs (files this module does not own)
 def test_disk_full_while_appending_metrics_is_one_line(cli, tmp_path, tmp_path_factory, monkeypatch):
-    from sagan_cli.train import logger as logmod
+    from sagan_cli.train import log as logmod
 
     populate(tmp_path, tmp_path_factory, run=False)
 

@@ -21,8 +21,8 @@ import pytest
 
 from conftest import assert_one_line_error, run_sagan
 from sagan_cli.data.dataset import open_dataset
-from sagan_cli.data.synthetic import render
-from sagan_cli.fsutil import atomic_link_or_copy
+from sagan_cli.data.prepare.synthetic import render
+from sagan_cli.util.fsutil import atomic_link_or_copy
 from faults_helpers import (
     DATA, ONE_THREAD, RUN, TINY, assert_same_weights, checkpoint_steps, freeze_mid_write, load, make_dataset,
     metric_records, outputs, popen_sagan, populate, sigkill, temp_files, wait_until,
@@ -80,7 +80,7 @@ def _trial(tmp_path, seed: int, mode: str, compare: bool) -> None:
     leftovers = temp_files(ckdir)
     if killed["caught"]:
         assert killed["caught"] in leftovers, "the kill did not land mid-write"
-    from sagan_cli.train.checkpoint import latest_checkpoint
+    from sagan_cli.train.runs import latest_checkpoint
 
     assert load(latest_checkpoint(tmp_path / "runs"))["step"] == newest, "'latest' is not the newest complete checkpoint"
     before = (run / "metrics.jsonl").read_text().splitlines()
@@ -135,7 +135,7 @@ def _reference_digest(tmp_path_factory, count: int) -> str:
 
 
 def _committed(ds):
-    from sagan_cli.data.outdir import read_progress
+    from sagan_cli.data.prepare.state import read_progress
 
     return lambda: ((read_progress(ds) or {}).get("written", 0) > 0)
 
@@ -158,7 +158,7 @@ def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str, count:
             os.killpg(proc.pid, signal.SIGKILL)  # the parent and its decoding workers
             proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    from sagan_cli.data.outdir import read_progress
+    from sagan_cli.data.prepare.state import read_progress
 
     done = (read_progress(ds) or {}).get("written", 0)
     r = cli("train", *TINY, "--data", "ds", "--steps", 2)
@@ -200,7 +200,7 @@ class _Crash(BaseException):
 def test_a_crash_between_writing_step_n_and_re_pointing_latest_pt(cli, tmp_path, tmp_path_factory, monkeypatch):
     """step-N.pt is complete but latest.pt still holds N-k: 'latest' (resume, sample) means step N."""
     from sagan_cli.train import checkpoint
-    from sagan_cli.train.checkpoint import latest_checkpoint
+    from sagan_cli.train.runs import latest_checkpoint
 
     populate(tmp_path, tmp_path_factory)  # a run with checkpoints at steps 1 and 2
 
@@ -224,7 +224,7 @@ def test_a_crash_between_writing_step_n_and_re_pointing_latest_pt(cli, tmp_path,
 def test_a_run_resumed_from_an_earlier_checkpoint_is_the_one_latest_follows(cli, tmp_path, tmp_path_factory):
     """'Newest' is by time written, not step number: after `--resume step-0000001.pt`, the new line of
     checkpoints is followed, not the abandoned step-0000002.pt."""
-    from sagan_cli.train.checkpoint import latest_checkpoint
+    from sagan_cli.train.runs import latest_checkpoint
 
     populate(tmp_path, tmp_path_factory)
     ckdir = tmp_path / RUN / "checkpoints"
@@ -250,7 +250,7 @@ def test_temp_files_of_a_killed_write_are_removed_by_the_next_save(cli, tmp_path
 
 
 def test_after_kill_and_resume_metrics_hold_one_record_per_step(cli, tmp_path, tmp_path_factory, monkeypatch):
-    from sagan_cli.train import logger as logmod
+    from sagan_cli.train import log as logmod
 
     populate(tmp_path, tmp_path_factory, run=False)
     real = logmod.TrainLogger.log

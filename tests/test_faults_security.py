@@ -15,24 +15,7 @@ import torch
 
 from conftest import REPO, assert_one_line_error
 from faults_helpers import DATA, RUN, populate
-
-
-class FileMaker:
-    """Unpickling this creates the file ``path`` (an attacker would do worse)."""
-
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (open, (self.path, "w"))
-
-
-class ShellCommand:
-    def __init__(self, path):
-        self.path = str(path)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.path}",))
+from payloads import FileMaker, ShellCommand
 
 
 def _payload_checkpoint(tmp_path, kind: str) -> Path:
@@ -70,7 +53,7 @@ def test_the_payloads_are_live(tmp_path, tmp_path_factory):
 def _evaluate_ready() -> bool:
     import inspect
 
-    from sagan_cli.evaluate_cli import evaluate
+    from sagan_cli.cli.evaluate import evaluate
 
     return "ckpt" in inspect.signature(evaluate).parameters
 

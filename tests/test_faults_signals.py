@@ -7,7 +7,6 @@ that no command handles, and a run that diverges.
 
 from __future__ import annotations
 
-import io
 import random
 import signal
 import subprocess
@@ -15,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from rich.console import Console
 
 from conftest import assert_one_line_error
 from faults_helpers import (
+    poisoned_trainer,
     DATA, RUN, TINY, all_finite, checkpoint_steps, freeze_mid_write, load, metric_records, outputs, popen_sagan,
     populate, temp_files, wait_until,
 )
-from sagan_cli.errors import SaganError
+from sagan_cli.util.errors import SaganError
 
 LONG = ("train", *TINY, "--data", DATA, "--steps", 100000, "--batch", 8, "--log-every", 1, "--sample-every", 1000)
 
@@ -97,12 +96,12 @@ def test_ctrl_c_at_a_random_moment_of_start_up(tmp_path, tmp_path_factory, seed)
 
 
 def test_ctrl_c_outside_a_commands_own_handling_is_one_line_and_exit_130(cli, monkeypatch):
-    import sagan_cli.sample
+    import sagan_cli.inspect.sample
 
     def interrupted(spec):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sagan_cli.sample, "parse_seeds", interrupted)
+    monkeypatch.setattr(sagan_cli.inspect.sample, "parse_seeds", interrupted)
     r = cli("sample", "--seeds", "1")
     assert r.code == 130
     assert_one_line_error(r, "interrupted")
@@ -147,24 +146,8 @@ def _poison_adam_state(trainer):
 def test_a_checkpoint_holding_nan_or_inf_is_never_written(tmp_path, tiny_dataset, poison, where):
     """The loop checks parameters and losses; the checkpoint writer checks everything it is given (buffers,
     EMA weights, optimiser moments), so a non-finite value there cannot reach a checkpoint either."""
-    from sagan_cli.train.logger import TrainLogger
-    from sagan_cli.train.session import prepare_run
-
-    trainer = prepare_run(
-        model_opts=dict(imsize=32, z_dim=32, g_conv_dim=16, d_conv_dim=16, g_attn=None, d_attn=None, attention="paper"),
-        train_opts=dict(steps=10, batch=8, log_every=1, ckpt_every=1, sample_every=100, ema_start=0, name=""),
-        explicit=set(), resume=None, outdir=tmp_path / "runs", data=tiny_dataset, device_spec="cpu", say=lambda s: None,
-    )
-    original = trainer.train_step
-
-    def poisoned(batch):
-        original(batch)
-        if trainer.step == 2:  # after this third step's update, before its checkpoint
-            with torch.no_grad():
-                poison(trainer)
-
-    trainer.train_step = poisoned
-    logger = TrainLogger(trainer.run_dir, 10, 0, False, console=Console(file=io.StringIO()))
+    # poisoned after the third step's update, before its checkpoint
+    trainer, logger = poisoned_trainer(tmp_path, tiny_dataset, poison, at_step=2, ema_start=0)
     with pytest.raises(SaganError) as exc:
         trainer.run(logger)
     logger.close()

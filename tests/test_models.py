@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sagan_cli.config import ModelConfig, d_resolutions, g_resolutions, width
-from sagan_cli.errors import SaganError
-from sagan_cli.models import Discriminator, Generator, SelfAttention, attention_layers
+from sagan_cli.models.config import ModelConfig, d_resolutions, g_resolutions, width
+from sagan_cli.util.errors import SaganError
+from sagan_cli.models import attention_layers
+from sagan_cli.models.attention import SelfAttention
+from sagan_cli.models.dcgan import Discriminator, Generator
 
 
 def tiny(imsize, **kw):

@@ -12,10 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, assert_one_line_error
+from conftest import REPO, TINY, assert_one_line_error
 from faults_helpers import wait_until
 
-TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu"]
 
 
 def train(cli, data, *extra):
@@ -180,7 +179,7 @@ def test_signal_saves_a_checkpoint_and_exits_cleanly(tiny_dataset, tmp_path, sig
 def test_atomic_writes_get_normal_permissions_and_leave_no_temp_on_failure(tmp_path):
     import os
 
-    from sagan_cli.fsutil import atomic_open
+    from sagan_cli.util.fsutil import atomic_open
 
     old = os.umask(0o022)
     try:
@@ -202,7 +201,7 @@ def test_latest_link_interrupted_before_its_rename_leaves_no_temporary(tmp_path,
     leave `.latest.pt.link.tmp` behind, and the old latest.pt stays."""
     import os
 
-    from sagan_cli import fsutil
+    from sagan_cli.util import fsutil
 
     (tmp_path / "step-2.pt").write_bytes(b"two")
     (tmp_path / "latest.pt").write_bytes(b"one")
@@ -224,7 +223,7 @@ def test_latest_link_interrupted_before_its_rename_leaves_no_temporary(tmp_path,
 def test_resume_names_missing_rng_and_sampler_entries():
     """A hand-trimmed checkpoint whose rng or sampler lacks what the Trainer restores is refused in one line
     before anything is restored (not a KeyError half-way through)."""
-    from sagan_cli.errors import SaganError
+    from sagan_cli.util.errors import SaganError
     from sagan_cli.train.checkpoint import check_resumable
 
     full = {"train_config": {}, "D": {}, "opt_G": {}, "opt_D": {}, "rng": {"torch": torch.zeros(1)},

@@ -10,11 +10,11 @@ import pytest
 import torch
 from rich.console import Console
 
-from conftest import assert_one_line_error
-from sagan_cli.errors import SaganError
-from sagan_cli.train.logger import TrainLogger
+from conftest import TINY, assert_one_line_error
+from faults_helpers import poisoned_trainer
+from sagan_cli.util.errors import SaganError
+from sagan_cli.train.log import TrainLogger
 
-TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu", "--batch", "8"]
 
 
 def test_terminal_gets_a_progress_bar_and_files_get_every_record(tmp_path):
@@ -32,7 +32,7 @@ def test_terminal_gets_a_progress_bar_and_files_get_every_record(tmp_path):
 
 
 def test_tensorboard_logs_when_installed_and_is_a_clear_error_when_not(cli, tiny_dataset, tmp_path):
-    r = cli("train", *TINY, "--data", tiny_dataset, "--steps", "2", "--tensorboard")
+    r = cli("train", *TINY, "--batch", "8", "--data", tiny_dataset, "--steps", "2", "--tensorboard")
     if importlib.util.find_spec("tensorboard") is None:
         assert_one_line_error(r, "pip install tensorboard")
     else:
@@ -41,23 +41,8 @@ def test_tensorboard_logs_when_installed_and_is_a_clear_error_when_not(cli, tiny
 
 
 def test_non_finite_loss_stops_the_run_and_never_checkpoints_it(tiny_dataset, tmp_path):
-    from sagan_cli.train.session import prepare_run
-
-    trainer = prepare_run(
-        model_opts=dict(imsize=32, z_dim=32, g_conv_dim=16, d_conv_dim=16, g_attn=None, d_attn=None, attention="paper"),
-        train_opts=dict(steps=10, batch=8, log_every=1, ckpt_every=1, sample_every=100, name=""),
-        explicit=set(), resume=None, outdir=tmp_path / "runs", data=tiny_dataset, device_spec="cpu", say=lambda s: None,
-    )
-    original = trainer.train_step
-
-    def poisoned(batch):
-        original(batch)
-        if trainer.step == 2:  # the third step produces NaN weights
-            with torch.no_grad():
-                next(trainer.D.parameters()).fill_(float("nan"))
-
-    trainer.train_step = poisoned
-    logger = TrainLogger(trainer.run_dir, 10, 0, False, console=Console(file=io.StringIO()))
+    # the third step produces NaN weights
+    trainer, logger = poisoned_trainer(tmp_path, tiny_dataset, lambda t: next(t.D.parameters()).fill_(float("nan")))
     with pytest.raises(SaganError, match="non-finite .* at step 3") as exc:
         trainer.run(logger)
     logger.close()

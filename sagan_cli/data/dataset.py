@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from sagan_cli import __version__
-from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_open, atomic_write_json
+from sagan_cli.util.errors import SaganError
+from sagan_cli.util.fsutil import atomic_open, atomic_write_json
 
 IMAGES = "images.npy"
 META = "meta.json"

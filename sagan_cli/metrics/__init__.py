@@ -2,6 +2,7 @@
 
 inception.py (the network), resize.py (TF1 bilinear), weights.py (lookup, strict load, download),
 sources.py (generator / dataset / image folder), features.py (extraction), fid.py, isc.py, kid.py,
-prc.py (the metrics), stats_cache.py (real statistics files), evaluate.py (orchestration),
+prc.py (the metrics), table.py (what `sagan evaluate` knows about each metric: flag, counts, needs,
+compute, protocol line, rows), stats_cache.py (real statistics files), evaluate.py (orchestration),
 report.py (table and metrics.jsonl). See docs/evaluate.md.
 """

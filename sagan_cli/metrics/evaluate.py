@@ -1,9 +1,10 @@
-"""`sagan evaluate`: check every input, then extract features and compute FID / IS / KID / PR.
+"""`sagan evaluate`: check every input, then extract features and compute the chosen metrics.
 
 Order of work: everything cheap is validated first (weights present, checkpoint or samples readable,
 real data or statistics usable, image counts, the weights' key set), so a mistake costs seconds, not
 the hour that 50 000 generated images take. Then the real statistics (from the cache when possible),
-then the generated features, then the metrics.
+then the generated features, then the metrics. What each metric needs and how it is computed is its
+entry in ``sagan_cli.metrics.table.METRICS``; nothing here names a metric except FID's --fid-sqrtm.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Callable
 
 import numpy as np
 
-from sagan_cli.errors import SaganError
+from sagan_cli.metrics.table import METRICS, Context, RealSide, chosen
+from sagan_cli.util.errors import SaganError
 
-METRICS = ("fid", "is", "kid", "pr")
 DEFAULT_NUM_GEN = 50_000
 REAL_SUBSET_SEED = 0  # which real images --num-real picks (part of the cache key through num_real)
 
@@ -30,6 +31,7 @@ class Request:
     data: Path | None = None
     real_stats: Path | None = None
     metrics: tuple[str, ...] = ("fid",)
+    fid_sqrtm: bool = False  # FID's trace term by scipy.linalg.sqrtm (the reference path)
     num_gen: int | None = None
     num_real: int | None = None
     weights: Path | None = None
@@ -55,6 +57,8 @@ class Real:
 
 
 def check_conflicts(req: Request) -> None:
+    if req.fid_sqrtm and "fid" not in chosen(req.metrics):
+        raise SaganError("--fid-sqrtm applies to FID, which is not among the chosen metrics; add --fid or drop --fid-sqrtm")
     if req.ckpt is not None and req.samples is not None:
         raise SaganError("CKPT and --samples conflict: evaluate either a checkpoint or a folder of images")
     if req.real_stats is not None and req.data is not None:
@@ -82,8 +86,9 @@ def open_generated(req: Request, device):
     if req.samples is not None:
         source, desc = open_samples(req.samples, req.num_gen)
         return source, {"samples": str(req.samples), "generated": desc}, None, None
-    from sagan_cli.sample import load_generator
-    from sagan_cli.train.checkpoint import load_checkpoint, resolve_checkpoint_arg, run_dir_of
+    from sagan_cli.models.load import load_generator
+    from sagan_cli.train.checkpoint import load_checkpoint
+    from sagan_cli.train.runs import resolve_checkpoint_arg, run_dir_of
 
     path = resolve_checkpoint_arg(req.ckpt, req.outdir)
     state = load_checkpoint(path)
@@ -130,23 +135,19 @@ def open_real(req: Request, state: dict | None, warn: Callable[[str], None]) -> 
 
 
 def check_counts(metrics: tuple[str, ...], num_gen: int, real: Real | None) -> None:
-    from sagan_cli.metrics.isc import SPLITS
-    from sagan_cli.metrics.prc import K
-
-    need = {"fid": 2, "kid": 2, "pr": K + 1, "is": SPLITS}
-    names = {"fid": "FID", "kid": "KID", "pr": f"precision/recall (k={K})", "is": f"IS ({SPLITS} splits)"}
-    for m in metrics:
-        if num_gen < need[m]:
-            raise SaganError(f"{names[m]} needs at least {need[m]} generated images, got {num_gen}")
-        has_count = real is not None and (real.stats is None or real.stats.features is not None)
-        if m != "is" and has_count and real.num_real < need[m]:
-            raise SaganError(f"{names[m]} needs at least {need[m]} real images, got {real.num_real}")
+    has_count = real is not None and (real.stats is None or real.stats.features is not None)
+    for m in (METRICS[name] for name in metrics):
+        if num_gen < m.min_gen:
+            raise SaganError(f"{m.display} needs at least {m.min_gen} generated images, got {num_gen}")
+        if m.needs_real and has_count and real.num_real < m.min_real:
+            raise SaganError(f"{m.display} needs at least {m.min_real} real images, got {real.num_real}")
 
 
-def protocol(weights_sha256: str) -> dict:
-    from sagan_cli.metrics import isc, kid, prc
+def protocol(weights_sha256: str, ctx: Context) -> dict:
+    """How every number was made: the common steps, then each metric's line (every metric that has one)."""
     from sagan_cli.metrics.stats_cache import PROTOCOL
 
+    lines = {m.name: m.protocol(ctx) for m in METRICS.values() if m.protocol is not None}
     return {
         "id": PROTOCOL,
         "network": "FID Inception-v3 (TensorFlow graph 2015-12-05)",
@@ -155,10 +156,12 @@ def protocol(weights_sha256: str) -> dict:
         "resize": "TF1 bilinear to 299x299 (src = dst*in/out, no half-pixel offset)",
         "normalisation": "(x-128)/128",
         "features": "pool3, 2048-d; statistics in float64",
-        "is": f"logits without bias, {isc.SPLITS} splits, population std, shuffle seed {isc.SEED}",
-        "kid": f"{kid.SUBSETS} subsets of min({kid.SUBSET_SIZE}, n), kernel (x.y/d+1)^3, seed {kid.SEED}",
-        "pr": f"k={prc.K} nearest neighbours (Kynkaanniemi et al. 2019)",
+        **{name: line for name, line in lines.items() if line is not None},
     }
+
+
+def _listed(names: list[str]) -> str:
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def check_real_stats(real: Real, need_features: bool, weights_sha: str, warn) -> None:
@@ -168,8 +171,9 @@ def check_real_stats(real: Real, need_features: bool, weights_sha: str, warn) ->
     if note:
         warn(note)
     if need_features and real.stats.features is None:
-        raise SaganError(f"--real-stats {real.stats_file} holds no real features, which KID and precision/recall "
-                         "need; pass --data DIR instead")
+        users = [m.label for m in METRICS.values() if m.needs_real_features]
+        raise SaganError(f"--real-stats {real.stats_file} holds no real features, which {_listed(users)} "
+                         f"need{'s' if len(users) == 1 else ''}; pass --data DIR instead")
 
 
 def real_statistics(net, real: Real, need_features: bool, weights_sha: str, req: Request, device, console,
@@ -206,40 +210,29 @@ def real_statistics(net, real: Real, need_features: bool, weights_sha: str, req:
     return mu, sigma, keep, str(path), False
 
 
-def compute(metrics, gen, real_mu, real_sigma, real_feats, device) -> dict:
-    from sagan_cli.metrics.fid import frechet_distance, statistics
-    from sagan_cli.metrics.isc import inception_score
-    from sagan_cli.metrics.kid import kernel_inception_distance
-    from sagan_cli.metrics.prc import precision_recall
-
+def compute(metrics, gen, real: RealSide | None, ctx: Context) -> dict:
+    """Each chosen metric's record keys, in table order."""
     out: dict = {}
-    if "fid" in metrics:
-        mu, sigma = statistics(gen.pool3)
-        out["fid"] = frechet_distance(mu, sigma, real_mu, real_sigma)
-    if "is" in metrics:
-        out["is_mean"], out["is_std"] = inception_score(gen.logits)
-    if "kid" in metrics:
-        out["kid_mean"], out["kid_std"] = kernel_inception_distance(gen.pool3, real_feats)
-    if "pr" in metrics:
-        # float64 distances: on CUDA where the features were made, otherwise on the CPU (MPS has no float64)
-        pr_device = device if device.type == "cuda" else "cpu"
-        out["precision"], out["recall"] = precision_recall(gen.pool3, real_feats, device=pr_device)
+    for name in metrics:
+        out.update(METRICS[name].compute(gen, real, ctx))
     return out
 
 
 def evaluate(req: Request, console, say: Callable[[str], None], warn: Callable[[str], None]) -> tuple[dict, Path | None]:
     """Run the evaluation; returns (result record, run directory to log into or None)."""
-    from sagan_cli.device import describe, resolve_device
+    from sagan_cli.util.device import describe, resolve_device
     from sagan_cli.metrics.features import extract
     from sagan_cli.metrics.weights import load_inception, sha256_of
 
     start = time.monotonic()
     check_conflicts(req)
-    metrics = tuple(m for m in METRICS if m in req.metrics) or ("fid",)
+    metrics = chosen(req.metrics)
+    entries = [METRICS[m] for m in metrics]
     device = resolve_device(req.device)
+    ctx = Context(device=device, fid_sqrtm=req.fid_sqrtm, warn=warn)
     weights_path = find_weights(req)
     gen_source, info, run_dir, state = open_generated(req, device)
-    need_real = any(m in metrics for m in ("fid", "kid", "pr"))
+    need_real = any(m.needs_real for m in entries)
     real = open_real(req, state, warn) if need_real else None
     check_counts(metrics, len(gen_source), real)
     if weights_path is None:  # only now: a typo in the arguments should not cost a 100 MB download
@@ -252,7 +245,7 @@ def evaluate(req: Request, console, say: Callable[[str], None], warn: Callable[[
         with quiet:  # with --json, stdout carries the JSON only (the download bar prints to stdout)
             weights_path = download_weights(say)
     weights_sha = sha256_of(weights_path)
-    need_features = "kid" in metrics or "pr" in metrics
+    need_features = any(m.needs_real_features for m in entries)
     if real is not None and real.stats is not None:
         check_real_stats(real, need_features, weights_sha, warn)
     net = load_inception(weights_path, device)
@@ -260,15 +253,16 @@ def evaluate(req: Request, console, say: Callable[[str], None], warn: Callable[[
     record: dict = {"kind": "eval", "time": round(time.time(), 3)}
     record.update(info)
     record.update(num_gen=len(gen_source), metrics=list(metrics))
-    real_mu = real_sigma = real_feats = None
+    real_side = None
     if real is not None:
         real_mu, real_sigma, real_feats, stats_path, hit = real_statistics(
             net, real, need_features, weights_sha, req, device, console, say, warn)
+        real_side = RealSide(real_mu, real_sigma, real_feats)
         record.update(real=real.description, num_real=real.num_real or None, real_stats=stats_path,
                       real_stats_cached=hit)
-    gen = extract(net, gen_source, device, req.batch, want_logits="is" in metrics, console=console,
-                  label="inception (generated)")
-    record.update(compute(metrics, gen, real_mu, real_sigma, real_feats, device))
-    record.update(weights=str(weights_path), protocol=protocol(weights_sha), device=describe(device),
+    gen = extract(net, gen_source, device, req.batch, want_logits=any(m.needs_logits for m in entries),
+                  console=console, label="inception (generated)")
+    record.update(compute(metrics, gen, real_side, ctx))
+    record.update(weights=str(weights_path), protocol=protocol(weights_sha, ctx), device=describe(device),
                   seconds=round(time.monotonic() - start, 2))
     return record, run_dir

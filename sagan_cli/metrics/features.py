@@ -36,7 +36,7 @@ def extract(net, source, device, batch: int, want_logits: bool = False, console=
     """Features of every image of ``source``, in order; a progress bar (or plain lines) on ``console``."""
     import torch
 
-    from sagan_cli.data.report import Reporter
+    from sagan_cli.util.progress import Reporter
 
     n = len(source)
     pool3 = np.empty((n, 2048), np.float32)
@@ -58,7 +58,7 @@ def extract(net, source, device, batch: int, want_logits: bool = False, console=
     if done != n:  # a source that yields fewer images than it announced is a bug, not a user error
         raise RuntimeError(f"{source.label}: expected {n} images, got {done}")
     if not np.isfinite(pool3).all():
-        from sagan_cli.errors import SaganError
+        from sagan_cli.util.errors import SaganError
 
         raise SaganError(f"the Inception features of the {source.label} images are not finite; "
                          "the weights file is probably damaged")

@@ -11,6 +11,14 @@ case: 50 000 samples of 2048-d features); RᵀΣ₂R is then an orthogonal simil
 (measured in benchmarks/evaluate_bench.py). When Σ₁ is singular (fewer samples than dimensions)
 R = Σ₁^½ from a symmetric eigendecomposition. Round-off can make tiny eigenvalues negative; they are
 clipped to 0. Everything is float64.
+
+``frechet_distance_sqrtm`` is the reference path (`sagan evaluate --fid-sqrtm`): the trace term as the
+published implementations compute it (TTUR's fid.py, pytorch-fid's ``calculate_frechet_distance``),
+tr sqrtm(Σ₁Σ₂) with ``scipy.linalg.sqrtm`` of the non-symmetric product. When that square root is not
+finite (a singular product), ε = 1e-6 is added to both diagonals and it is taken again; a complex
+result is accepted when the imaginary parts of its diagonal are all within 1e-3 of 0 (numerical
+noise) and its real part used, and refused otherwise. Several times slower at 2048-d (see
+benchmarks/evaluate_bench.py --sqrtm).
 """
 
 from __future__ import annotations
@@ -62,11 +70,74 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return trace_sqrt_from_root(root, sigma2)
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+def _float64_statistics(mu1, sigma1, mu2, sigma2):
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
     sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
         raise ValueError(f"statistics do not match: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    return mu1, sigma1, mu2, sigma2
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    mu1, sigma1, mu2, sigma2 = _float64_statistics(mu1, sigma1, mu2, sigma2)
     diff = mu1 - mu2
     value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    return float(value)
+
+
+# ------------------------------------------------------------------ the reference path: scipy.linalg.sqrtm
+SQRTM_EPS = 1e-6  # added to both diagonals when sqrtm(Σ₁Σ₂) is not finite
+SQRTM_IMAG_ATOL = 1e-3  # largest |imaginary part| on the diagonal of sqrtm(Σ₁Σ₂) taken for round-off
+
+
+class ImaginaryComponent(ValueError):
+    """sqrtm(Σ₁Σ₂) has an imaginary part that is not round-off (the inputs are not covariances)."""
+
+
+def _sqrtm(a: np.ndarray, notes: list[str]) -> np.ndarray:
+    """scipy.linalg.sqrtm(a); what it says (a LinAlgWarning, or a line printed by SciPy < 1.16) goes to ``notes``."""
+    import contextlib
+    import io
+    import warnings
+
+    import scipy.linalg
+
+    printed = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+        warnings.simplefilter("always")
+        root = scipy.linalg.sqrtm(a)
+    for text in [str(w.message) for w in caught] + printed.getvalue().splitlines():
+        if text.strip() and text.strip() not in notes:
+            notes.append(text.strip())
+    return root
+
+
+def trace_sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float = SQRTM_EPS,
+                        warn=None) -> float:
+    """tr sqrtm(Σ₁Σ₂) as pytorch-fid takes it (see the module docstring); ``warn`` hears about the retry."""
+    notes: list[str] = []
+    root = _sqrtm(sigma1 @ sigma2, notes)
+    if not np.isfinite(root).all():
+        if warn is not None:
+            warn(f"FID by scipy.linalg.sqrtm: the product of the covariances is singular; adding {eps:g} to "
+                 "the diagonal of both (as pytorch-fid does)")
+        offset = np.eye(sigma1.shape[0]) * eps
+        root = _sqrtm((sigma1 + offset) @ (sigma2 + offset), notes)
+    if np.iscomplexobj(root):
+        imag = np.diagonal(root).imag
+        if not np.allclose(imag, 0, atol=SQRTM_IMAG_ATOL):
+            raise ImaginaryComponent(f"the square root of the covariance product has an imaginary component of "
+                                     f"{np.abs(root.imag).max():.3g} (more than round-off: refused, as pytorch-fid does)")
+        root = root.real
+    if warn is not None:
+        for note in notes:
+            warn(f"scipy.linalg.sqrtm: {note}")
+    return float(np.trace(root))
+
+
+def frechet_distance_sqrtm(mu1, sigma1, mu2, sigma2, eps: float = SQRTM_EPS, warn=None) -> float:
+    """FID with the trace term from scipy.linalg.sqrtm, as TTUR and pytorch-fid compute it."""
+    mu1, sigma1, mu2, sigma2 = _float64_statistics(mu1, sigma1, mu2, sigma2)
+    diff = mu1 - mu2
+    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrtm_product(sigma1, sigma2, eps, warn)
     return float(value)

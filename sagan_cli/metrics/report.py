@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sagan_cli.metrics.table import METRICS
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return f"{x:.{digits}f}"
+
+def _computed(record: dict):
+    """The table entries of the record's metrics, in table order."""
+    return [m for m in METRICS.values() if m.name in record["metrics"]]
 
 
 def rows(record: dict) -> list[tuple[str, str]]:
-    out = []
-    if "fid" in record:
-        out.append(("FID", _fmt(record["fid"])))
-    if "is_mean" in record:
-        out.append(("IS", f"{_fmt(record['is_mean'])} ± {_fmt(record['is_std'])}"))
-    if "kid_mean" in record:
-        out.append(("KID", f"{record['kid_mean']:.6f} ± {record['kid_std']:.6f}"))
-    if "precision" in record:
-        out.append(("precision", _fmt(record["precision"])))
-        out.append(("recall", _fmt(record["recall"])))
-    return out
+    return [row for m in _computed(record) for row in m.rows(record)]
 
 
 def protocol_lines(record: dict) -> list[str]:
@@ -33,13 +26,7 @@ def protocol_lines(record: dict) -> list[str]:
     if "real" in record:
         cached = " (cached statistics reused)" if record.get("real_stats_cached") else ""
         lines.append(f"real: {record['real']}{cached}")
-    metrics = record["metrics"]
-    if "is" in metrics:
-        lines.append(f"IS: {p['is']}")
-    if "kid" in metrics:
-        lines.append(f"KID: {p['kid']}")
-    if "pr" in metrics:
-        lines.append(f"precision/recall: {p['pr']}")
+    lines += [f"{m.label}: {p[m.name]}" for m in _computed(record) if m.name in p]
     lines.append(f"device: {record['device']}, {record['seconds']:.1f}s")
     return lines
 
@@ -61,7 +48,7 @@ def print_table(record: dict, console) -> None:
 
 
 def append_metrics(run_dir: Path, record: dict) -> Path:
-    """One JSON line (``"kind": "eval"``) appended to ``<run>/metrics.jsonl`` (see ``sagan_cli.metrics_file``)."""
-    from sagan_cli.metrics_file import append_record
+    """One JSON line (``"kind": "eval"``) appended to ``<run>/metrics.jsonl`` (see ``sagan_cli.train.metrics_file``)."""
+    from sagan_cli.train.metrics_file import append_record
 
     return append_record(Path(run_dir) / "metrics.jsonl", record)

@@ -13,9 +13,9 @@ from typing import Iterator
 
 import numpy as np
 
-from sagan_cli.errors import SaganError
+from sagan_cli.util.errors import SaganError
+from sagan_cli.util.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
 
 
 class GeneratorSource:
@@ -29,7 +29,7 @@ class GeneratorSource:
     def batches(self, batch: int) -> Iterator:
         import torch
 
-        from sagan_cli.sample import generate, latent
+        from sagan_cli.inspect.sample import generate, latent
 
         for start in range(0, len(self.seeds), batch):
             seeds = self.seeds[start : start + batch]
@@ -58,7 +58,7 @@ class ArraySource:
             yield torch.from_numpy(np.array(chunk, dtype=np.uint8, order="C"))
 
 
-class FolderSource:
+class ImageFilesSource:
     """Image files decoded with Pillow as RGB; consecutive files of one size are batched together."""
 
     def __init__(self, files: list[Path], label: str = "samples"):
@@ -118,7 +118,7 @@ def open_samples(path: Path, limit: int | None):
         return ArraySource(ds.images, indices, label="samples"), f"prepared dataset {path} ({source_count} of {count})"
     files = list_images(path)
     source_count = _check_limit(path, len(files), limit)
-    return FolderSource(files[:source_count]), f"image folder {path} ({source_count} of {len(files)} files)"
+    return ImageFilesSource(files[:source_count]), f"image folder {path} ({source_count} of {len(files)} files)"
 
 
 def _check_limit(path: Path, count: int, limit: int | None) -> int:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_open
+from sagan_cli.util import sniff
+from sagan_cli.util.errors import SaganError
+from sagan_cli.util.fsutil import atomic_open
 
 # Bump when anything that changes the features changes (resize, normalisation, network, subset rule).
 PROTOCOL = "sagan-inception-2015-12-05/tf1-bilinear-299/(x-128)/128/pool3-2048/v1"
@@ -73,15 +74,10 @@ def load_stats(path: Path, flag: str = "--real-stats") -> RealStats:
     path = Path(path)
     if not path.is_file():
         raise SaganError(f"{flag} {path}: no such file")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(6)
-    except OSError as exc:
-        raise SaganError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
-    # NumPy calls anything without its own or zip's magic bytes 'pickled data': say what it is instead
-    if not head.startswith((b"PK\x03\x04", b"\x93NUMPY", b"\x80")):
-        raise SaganError(f"{flag} {path} is not an .npz statistics file "
-                         f"({'an empty file' if not head else 'neither a NumPy nor a zip file'})")
+    head = sniff.read_head(path, f"{flag} {path}: cannot read it")
+    # a pickle goes on to np.load, which refuses it (allow_pickle=False) with its own message
+    if not head.startswith((sniff.ZIP, sniff.NPY, sniff.PICKLE)):
+        raise SaganError(f"{flag} {path} is not an .npz statistics file (it is {sniff.describe(head)})")
     try:
         z = np.load(path, allow_pickle=False)
         if not isinstance(z, np.lib.npyio.NpzFile):

@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
-from sagan_cli.errors import SaganError
+from sagan_cli.util.errors import SaganError
 
 PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
 TORCH_FIDELITY_NAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -106,7 +106,7 @@ def sha256_of(path: Path) -> str:
 
 def download_weights(say: Callable[[str], None], dest_dir: Path | None = None) -> Path:
     """Fetch the weights into the torch hub cache; a file whose sha256 does not start with 6726825d is deleted."""
-    from sagan_cli.data.download import download_file
+    from sagan_cli.data.prepare.download import download_file
 
     url = download_url()
     dest = (dest_dir or hub_checkpoint_dir()) / PYTORCH_FID_NAME

@@ -1,16 +1,51 @@
-"""SAGAN networks built from a ModelConfig."""
+"""SAGAN networks: one table of architectures and the factory that reads it.
 
-from sagan_cli.models.attention import SelfAttention
-from sagan_cli.models.discriminator import Discriminator
-from sagan_cli.models.generator import Generator
+``ARCHITECTURES`` maps the name ``--arch`` takes (stored in ``ModelConfig.arch``) to a builder
+``cfg -> (G, D)``, given as the builder itself or as ``"module:function"`` (imported on first use,
+so listing the names costs no torch import). What a builder returns, every command relies on:
 
-__all__ = ["Discriminator", "Generator", "SelfAttention", "attention_layers", "gammas"]
+* ``G(z, attn_weights=None)``: B×z_dim → B×3×S×S in [-1, 1]; ``D(x, attn_weights=None)``: → B logits;
+  with a dict as ``attn_weights``, each attention layer stores its B×N×M weights under its name;
+* ``G.attn`` / ``D.attn``: ``nn.ModuleDict`` of the ``SelfAttention`` blocks keyed by the feature-map
+  resolution (``"16"``), which name the layers ``g16``, ``d8`` (``layer_name``).
+
+Adding an architecture is one module with a ``build`` and one entry here (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+ARCHITECTURES: dict[str, str | Callable] = {
+    "dcgan": "sagan_cli.models.dcgan:build",
+}
 
 
-def attention_layers(G, D) -> dict:
-    """Every attention block by name: g16, g32, d8, d4 ..."""
-    layers = {f"g{k}": m for k, m in G.attn.items()}
-    layers.update({f"d{k}": m for k, m in D.attn.items()})
+def build(cfg):
+    """(G, D) for a ModelConfig, by ``cfg.arch``."""
+    entry = ARCHITECTURES[cfg.arch]
+    if isinstance(entry, str):
+        module, _, attr = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attr)
+    return entry(cfg)
+
+
+def layer_name(net: str, res: int | str) -> str:
+    """The name of an attention layer: ``g16`` is G's layer on its 16×16 feature map."""
+    return f"{net}{res}"
+
+
+def layer_names(g_attn, d_attn) -> list[str]:
+    """Attention layer names in drawing order: G from coarse to fine, then D in its own order (fine to coarse)."""
+    return [layer_name("g", r) for r in sorted(g_attn)] + [layer_name("d", r) for r in sorted(d_attn, reverse=True)]
+
+
+def attention_layers(G, D=None) -> dict:
+    """Every attention block by name: g16, g32, d8, d4 ... (G's alone without D)."""
+    layers = {layer_name("g", k): m for k, m in G.attn.items()}
+    if D is not None:
+        layers.update({layer_name("d", k): m for k, m in D.attn.items()})
     return layers
 
 

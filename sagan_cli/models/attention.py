@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from sagan_cli.models import cpu_attention
+from sagan_cli.models.config import ATTENTION_FORMS
 
 
 ATTN_CHUNK_BYTES = 8 << 20
@@ -36,7 +37,7 @@ def sn_conv1x1(cin: int, cout: int, bias: bool) -> nn.Module:
 class SelfAttention(nn.Module):
     def __init__(self, channels: int, form: str = "paper"):
         super().__init__()
-        if form not in ("paper", "official"):
+        if form not in ATTENTION_FORMS:
             raise ValueError(f"unknown attention form {form!r}")
         self.form = form
         self.channels = channels

@@ -1,4 +1,4 @@
-"""Checkpoints: one weights_only-loadable file, written atomically; run-directory lookup.
+"""Checkpoints: one weights_only-loadable file, written atomically, and found again after a crash.
 
 Layout of a run: ``<outdir>/NNNNN-<name>/checkpoints/step-0001000.pt`` plus
 ``latest.pt`` (a hard link to the newest step file, or a copy where links are
@@ -20,18 +20,16 @@ import warnings
 import zipfile
 from pathlib import Path
 
-from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_link_or_copy, atomic_open, disk_full, why
+from sagan_cli.util import sniff
+from sagan_cli.util.errors import EXIT_DIVERGED, SaganError
+from sagan_cli.util.fsutil import atomic_link_or_copy, atomic_open, disk_full, why
 
 FORMAT = "sagan-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
 STEP_RE = re.compile(r"^step-(\d+)\.pt$")
-RUN_RE = re.compile(r"^(\d{5})-")
 # Temporary siblings written by atomic_open / atomic_link_or_copy for step files and latest.pt.
 TEMP_RE = re.compile(r"^\.(step-\d+\.pt|latest\.pt)\..*\.tmp$")
-ZIP_MAGIC = b"PK\x03\x04"  # torch.save has written zip archives since PyTorch 1.6
-EXIT_DIVERGED = 3
 
 
 def step_file(step: int) -> str:
@@ -204,13 +202,9 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SaganError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise SaganError(f"expected a checkpoint file, got a directory: {path}")
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(16)
-    except OSError as exc:
-        raise SaganError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not head.startswith(ZIP_MAGIC):
-        raise SaganError(f"{path} is not a sagan checkpoint: it is {_sniff(head)}, not a PyTorch checkpoint archive")
+    head = sniff.read_head(path, f"cannot read {path}")
+    if not head.startswith(sniff.ZIP):  # torch.save has written zip archives since PyTorch 1.6
+        raise SaganError(f"{path} is not a sagan checkpoint: it is {sniff.describe(head)}, not a PyTorch checkpoint archive")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols: the error says enough
             warnings.simplefilter("ignore")
@@ -248,27 +242,6 @@ def check_resumable(ckpt: dict, path: str | Path) -> None:
                          "it can be sampled from but not resumed")
 
 
-def _sniff(head: bytes) -> str:
-    """What a file that is not a zip archive looks like, for the error message."""
-    if not head:
-        return "an empty file"
-    if head.startswith(b"\x89PNG"):
-        return "a PNG image"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "a JPEG image"
-    if head.startswith(b"\x93NUMPY"):
-        return "a NumPy array file"
-    if head[:1] == b"\x80":
-        return "a raw Python pickle (never unpickled: it could run code)"
-    if head[:1] in (b"{", b"["):
-        return "a JSON file"
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return "an unknown binary file"
-    return "a text file" if text.isprintable() or "\n" in text else "an unknown binary file"
-
-
 def _unpickler_reason(exc: Exception) -> str:
     """The informative line of torch's weights_only refusal (it is many lines long)."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
@@ -279,58 +252,3 @@ def _unpickler_reason(exc: Exception) -> str:
                 reason = lines[i + 1]
             return reason.split(". ")[0][:200] or type(exc).__name__
     return (lines[0] if lines else type(exc).__name__)[:200]
-
-
-def run_dirs(outdir: str | Path) -> list[Path]:
-    """Run directories under ``outdir``, oldest first (by their NNNNN index)."""
-    outdir = Path(outdir)
-    if not outdir.is_dir():
-        return []
-    return sorted((p for p in outdir.iterdir() if p.is_dir() and RUN_RE.match(p.name)), key=lambda p: p.name)
-
-
-def new_run_dir(outdir: str | Path, name: str) -> Path:
-    outdir = Path(outdir)
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
-    if outdir.exists() and not outdir.is_dir():
-        raise SaganError(f"--outdir {outdir} exists and is not a directory")
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-        while True:
-            existing = [int(RUN_RE.match(p.name).group(1)) for p in run_dirs(outdir)]
-            path = outdir / f"{(max(existing) + 1) if existing else 0:05d}-{safe}"
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:  # another process took this index
-                continue
-    except OSError as exc:
-        raise SaganError(f"--outdir {outdir}: cannot create a run directory there ({why(outdir / safe, exc)})") from None
-
-
-def latest_checkpoint(outdir: str | Path) -> Path:
-    """The newest complete checkpoint of the newest run under ``outdir`` that has one."""
-    for run in reversed(run_dirs(outdir)):
-        if (run / "checkpoints").is_dir():
-            found = newest_checkpoint(run / "checkpoints")
-            if found is not None:
-                return found
-    raise SaganError(f"no checkpoint found under {outdir}/ (looked for */checkpoints/{LATEST}); train first or pass a path")
-
-
-def resolve_checkpoint_arg(value: str | Path | None, outdir: str | Path = "runs") -> Path:
-    """CKPT argument of sample/attn-map/evaluate: a path, a run directory, 'latest' or nothing."""
-    if value is None or str(value) == "latest":
-        return latest_checkpoint(outdir)
-    path = Path(value)
-    if path.is_dir() and (path / "checkpoints").is_dir():
-        return newest_checkpoint(path / "checkpoints") or path
-    return path
-
-
-def run_dir_of(ckpt_path: Path) -> Path:
-    """The run directory a checkpoint file belongs to (``<run>/checkpoints/x.pt``)."""
-    ckpt_path = Path(ckpt_path)
-    if ckpt_path.parent.name == "checkpoints":
-        return ckpt_path.parent.parent
-    return ckpt_path.parent

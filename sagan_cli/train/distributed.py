@@ -21,10 +21,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sagan_cli.errors import SaganError
+from sagan_cli.util.errors import EXIT_PEER_LOST, SaganError
 
 # A rank that lost its peers exits with this code (2 is bad input, 3 divergence).
-EXIT_PEER_LOST = 4
 DEFAULT_TIMEOUT_S = 600
 
 
@@ -76,7 +75,7 @@ def check_batch(batch: int, world: int) -> None:
 
 def device_for(ctx: DistContext, spec: str) -> torch.device:
     """Each rank's device: cuda → cuda:LOCAL_RANK, cpu → cpu. Explicit indices and MPS are refused."""
-    from sagan_cli.device import resolve_device, validate_device_string
+    from sagan_cli.util.device import resolve_device, validate_device_string
 
     spec = validate_device_string(spec)
     if spec.startswith("cuda:"):

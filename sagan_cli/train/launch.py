@@ -13,9 +13,9 @@ import signal
 import sys
 import uuid
 
-from sagan_cli.device import usable_cores
-from sagan_cli.errors import SaganError
-from sagan_cli.train.distributed import EXIT_PEER_LOST
+from sagan_cli.util.device import usable_cores
+from sagan_cli.util.errors import SaganError
+from sagan_cli.util.errors import EXIT_PEER_LOST
 
 # Time the ranks get to agree on a stop and let rank 0 write its checkpoint after
 # Ctrl-C or SIGTERM, before the launcher kills them.
@@ -57,7 +57,7 @@ def root_cause(failures: dict) -> tuple[int, object]:
 
 
 def _newest(outdir) -> str:
-    from sagan_cli.train.checkpoint import latest_checkpoint
+    from sagan_cli.train.runs import latest_checkpoint
 
     try:
         return f"newest checkpoint {latest_checkpoint(outdir)} (continue with `sagan train --resume latest`)"

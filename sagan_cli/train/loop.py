@@ -1,4 +1,4 @@
-"""The SAGAN training loop: hinge loss, TTUR Adam, EMA of G, AMP, checkpoints, resume.
+"""The SAGAN training loop: the loss of ``TrainConfig.loss`` (hinge by default), TTUR Adam, EMA of G, AMP, checkpoints, resume.
 
 One iteration is one D step then one G step, as in the paper. In the D step the
 fakes come from G under ``no_grad`` and real and fake go through D in one batch
@@ -20,23 +20,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from sagan_cli import __version__
-from sagan_cli.config import ModelConfig, TrainConfig
+from sagan_cli.models.config import ModelConfig
+from sagan_cli.train.config import TrainConfig
 from sagan_cli.data.dataset import PreparedDataset
 from sagan_cli.data.loader import EpochSampler, Prefetcher
-from sagan_cli.errors import SaganError
-from sagan_cli.fsutil import atomic_write_json, write_error
-from sagan_cli.images import grid, save_png, to_uint8
-from sagan_cli.models import Discriminator, Generator, gammas
+from sagan_cli.util.errors import EXIT_DIVERGED, EXIT_PEER_LOST, EXIT_SIGTERM, SaganError
+from sagan_cli.util.fsutil import atomic_write_json, write_error
+from sagan_cli.util.images import grid, save_png, to_uint8
+from sagan_cli.models import build, gammas
 from sagan_cli.train import distributed as dist_util
+from sagan_cli.train import losses
 from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_checkpoint
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.ema import EMA
-from sagan_cli.train.logger import LogWriteError, TrainLogger
+from sagan_cli.train.log import LogWriteError, TrainLogger
 
-EXIT_SIGTERM = 143
 # With several processes a stop request (Ctrl-C, SIGTERM) is agreed on every this many steps.
 STOP_POLL_EVERY = 10
 
@@ -64,18 +64,19 @@ class Trainer:
         dataset: PreparedDataset,
         run_dir: Path,
         resume: dict | None = None,
-        console=None,
         dist: DistContext = SINGLE,
     ):
         self.mcfg, self.tcfg, self.device, self.dataset, self.run_dir = mcfg, tcfg, device, dataset, run_dir
-        self.console, self.dist = console, dist
+        self.dist = dist
         torch.manual_seed(tcfg.seed)  # the same on every rank: identical init and noise streams
         cuda = device.type == "cuda"
         # channels_last on every device: cuDNN's NHWC kernels on GPUs, and on the CPU oneDNN's convolutions
         # made a training step 7-10% faster than NCHW (docs/performance.md)
         self.memory_format = torch.channels_last
-        self.G = Generator(mcfg).to(device, memory_format=self.memory_format)
-        self.D = Discriminator(mcfg).to(device, memory_format=self.memory_format)
+        G, D = build(mcfg)
+        self.G = G.to(device, memory_format=self.memory_format)
+        self.D = D.to(device, memory_format=self.memory_format)
+        self.loss = losses.get(tcfg.loss)
         if dist.enabled and tcfg.sync_bn:
             dist_util.convert_sync_bn(self.G)
         betas = (tcfg.beta1, tcfg.beta2)
@@ -184,13 +185,13 @@ class Trainer:
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         real = real.contiguous(memory_format=self.memory_format)
 
-        # D step: hinge loss on real and (no-grad) fake images.
+        # D step: the loss on real and (no-grad) fake images.
         with torch.no_grad(), self._autocast():
             fake = self.G_step(self._noise())
         with self._autocast():
             logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
         d_real, d_fake = logits[:b], logits[b:]
-        d_loss = F.relu(1.0 - d_real).mean() + F.relu(1.0 + d_fake).mean()
+        d_loss = self.loss.d(d_real, d_fake)
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_D)
@@ -200,7 +201,7 @@ class Trainer:
         self.D.requires_grad_(False)
         with self._autocast():
             g_logits = self.D_frozen(self.G_step(self._noise())).float()
-        g_loss = -g_logits.mean()
+        g_loss = self.loss.g(g_logits)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
         self.scaler.step(self.opt_G)
@@ -219,7 +220,7 @@ class Trainer:
             last = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""
             raise SaganError(
                 f"training diverged: non-finite loss or weights at step {self.step} (no checkpoint written{last})",
-                exit_code=3,
+                exit_code=EXIT_DIVERGED,
             )
 
     def _log(self, logger: TrainLogger, t_last: float, step_last: int) -> None:
@@ -253,7 +254,7 @@ class Trainer:
         dist_util.broadcast_bn_stats_((self.G, self.D), self.dist)
         if not dist_util.replicas_identical((self.G, self.D), self.dist):
             raise SaganError(f"the {self.dist.world} replicas of G and D differ at step {self.step}; "
-                             "refusing to checkpoint an inconsistent run", exit_code=dist_util.EXIT_PEER_LOST)
+                             "refusing to checkpoint an inconsistent run", exit_code=EXIT_PEER_LOST)
         path = None
         if self.dist.is_main:
             path = save_checkpoint(self.state_dict(), self.run_dir / "checkpoints", keep=self.tcfg.keep_ckpts)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.util
 from pathlib import Path
 
-from sagan_cli.config import ModelConfig, TrainConfig
+from sagan_cli.models.config import ModelConfig
+from sagan_cli.train.config import TrainConfig
 from sagan_cli.data.dataset import find_latest_dataset, open_dataset
-from sagan_cli.errors import SaganError
-from sagan_cli.train.checkpoint import check_resumable, latest_checkpoint, load_checkpoint, new_run_dir, run_dir_of
+from sagan_cli.train.log import require_tensorboard
+from sagan_cli.util.errors import SaganError
+from sagan_cli.train.checkpoint import check_resumable, load_checkpoint
+from sagan_cli.train.runs import latest_checkpoint, new_run_dir, run_dir_of
 
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 # What may change when a run is resumed; everything else is the run's identity.
@@ -54,7 +56,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     """
     import torch
 
-    from sagan_cli.device import resolve_device
+    from sagan_cli.util.device import resolve_device
     from sagan_cli.train import distributed
     from sagan_cli.train.loop import Trainer
 
@@ -92,15 +94,15 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     if tcfg.batch > len(ds):
         raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
     distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
-    if tcfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise SaganError("--tensorboard needs the tensorboard package: pip install tensorboard (or drop --tensorboard)")
+    if tcfg.tensorboard:
+        require_tensorboard()
     distributed.init(dist, device, dist_timeout)
     trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt, dist=dist)
     if run_dir is None and dist.is_main:
         trainer.run_dir = new_run_dir(outdir, tcfg.name)
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
-    from sagan_cli.device import describe
+    from sagan_cli.util.device import describe
 
     say(
         f"run {trainer.run_dir} | data {ds.path} ({len(ds)} images, {ds.imsize}px) | device {describe(device)}"

@@ -1,0 +1,140 @@
+"""`sagan train`: every option is declared once, here, and reaches ModelConfig / TrainConfig by name.
+
+A parameter whose name is a field of ``ModelConfig`` or ``TrainConfig`` is handed to it as parsed
+(no list repeats them); the dataclasses hold the checks. The rest (``outdir``, ``resume``, ``device``,
+the multi-process options) steer this command. Torch is imported inside the body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from sagan_cli.cli import options
+from sagan_cli.models import ARCHITECTURES
+from sagan_cli.models.config import ATTENTION_FORMS
+from sagan_cli.train.losses import LOSSES
+from sagan_cli.util.errors import SaganError
+
+Attention = options.choices("Attention", ATTENTION_FORMS)
+
+
+def _resolutions(flag: str):
+    """Typer callback: '16,32' → (16, 32), 'none' → (), not given → None (the default for the imsize)."""
+
+    def parse(value: str | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if value.strip().lower() in ("", "none"):
+            return ()
+        try:
+            return tuple(int(v) for v in value.split(","))
+        except ValueError:
+            raise SaganError(f"{flag} {value!r}: expected a comma-separated list of feature-map sizes, "
+                             "e.g. 16,32, or 'none'") from None
+
+    return parse
+
+
+def _config_fields(cls, params: dict) -> dict:
+    """The parameters that are fields of dataclass ``cls``, Enums as their values."""
+    return {f.name: (params[f.name].value if isinstance(params[f.name], Enum) else params[f.name])
+            for f in dataclasses.fields(cls) if f.name in params}
+
+
+def train(
+    ctx: typer.Context,
+    arch: str = typer.Option("dcgan", autocompletion=lambda: list(ARCHITECTURES), help=f"Architecture: {' | '.join(ARCHITECTURES)} (docs/model.md)."),
+    imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256."),
+    data: Path | None = typer.Option(None, help="Prepared dataset directory (default: newest with this --imsize under ./data)."),
+    steps: int = typer.Option(100_000, min=1, help="Train until this many G steps in total."),
+    batch: int = typer.Option(64, min=1, help="Global batch size (images per D and per G step, split over processes)."),
+    outdir: Path = typer.Option(Path("runs"), help="Parent directory of run directories."),
+    name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
+    resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --outdir) or a checkpoint path."),
+    device: str = options.device_option(),
+    seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
+    log_every: int = typer.Option(100, min=1, help="Log metrics every N steps."),
+    sample_every: int = typer.Option(1000, min=1, help="Write a sample grid every N steps."),
+    ckpt_every: int = typer.Option(1000, min=1, help="Write a checkpoint every N steps."),
+    keep_ckpts: int = typer.Option(5, min=1, help="Keep the newest K step checkpoints (plus latest.pt)."),
+    n_samples: int = typer.Option(64, min=1, help="Images in each sample grid (fixed z)."),
+    attention: Attention = typer.Option(Attention("paper"), help="Attention block: 'paper' (as in the paper) or 'official' (authors' code)."),
+    g_attn: str | None = typer.Option(None, callback=_resolutions("--g-attn"),
+                                      help="G feature-map sizes that get attention, e.g. 16,32, or none (default: by imsize; 16,32 at 64px)."),
+    d_attn: str | None = typer.Option(None, callback=_resolutions("--d-attn"),
+                                      help="D feature-map sizes that get attention, e.g. 8,4, or none (default: by imsize; 8,4 at 64px)."),
+    z_dim: int = typer.Option(128, min=1, help="Latent size."),
+    g_conv_dim: int = typer.Option(64, min=1, help="G base width (channels at the last block)."),
+    d_conv_dim: int = typer.Option(64, min=1, help="D base width (channels at the first block)."),
+    loss: str = typer.Option("hinge", autocompletion=lambda: list(LOSSES), help=f"Adversarial loss: {' | '.join(LOSSES)}."),
+    lr_g: float = typer.Option(1e-4, help="G learning rate (TTUR)."),
+    lr_d: float = typer.Option(4e-4, help="D learning rate (TTUR)."),
+    beta1: float = typer.Option(0.0, help="Adam beta1."),
+    beta2: float = typer.Option(0.9, help="Adam beta2."),
+    ema: bool = typer.Option(True, "--ema/--no-ema", help="Keep an exponential moving average of G."),
+    ema_decay: float = typer.Option(0.999, help="EMA decay per step."),
+    ema_start: int = typer.Option(1000, min=0, help="Steps before the EMA starts averaging (it copies G until then)."),
+    amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA (no effect on CPU)."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile G and D (default: on for CUDA, off otherwise)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs the tensorboard package)."),
+    nproc: int | None = typer.Option(None, min=1, help="Train with N processes on this machine (one per GPU; gloo on CPU), as torchrun does."),
+    sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn", help="With several processes: G's BatchNorm statistics over the global batch."),
+    dist_timeout: int = typer.Option(600, min=10, help="With several processes: seconds a rank waits for the others before giving up."),
+):
+    """Train a SAGAN on a prepared dataset; Ctrl-C saves a checkpoint and exits 0."""
+    from sagan_cli.models.config import ModelConfig
+    from sagan_cli.train import distributed
+    from sagan_cli.train.config import TrainConfig
+    from sagan_cli.util.device import validate_device_string
+
+    validate_device_string(device)
+    model_opts = _config_fields(ModelConfig, ctx.params)
+    train_opts = _config_fields(TrainConfig, ctx.params)
+    if resume is None:
+        ModelConfig(**model_opts)  # every check that needs no data, before processes are started
+    dist = distributed.context_from_env()
+    if nproc is not None and dist.enabled:
+        raise SaganError("--nproc cannot be used inside torchrun (torchrun already started the processes); drop --nproc")
+    if nproc is not None and nproc > 1:
+        if device.startswith("cuda:") or device == "mps":
+            raise SaganError(f"--nproc {nproc} with --device {device}: each process takes its own device; use --device cuda, cpu or auto")
+        distributed.check_batch(batch, nproc)
+        from sagan_cli.train.launch import launch_local, strip_nproc
+
+        words = options.ARGV[options.ARGV.index("train") + 1 :] if "train" in options.ARGV else []
+        code = launch_local(nproc, strip_nproc(words), outdir, options.say)
+        if code:
+            raise typer.Exit(code)
+        return
+    if resume is not None and resume != "latest" and not Path(resume).exists():
+        raise SaganError(f"--resume {resume}: no such checkpoint (use 'latest' or a path to a .pt file)")
+    from sagan_cli.train.log import NullLogger, TrainLogger
+    from sagan_cli.train.session import prepare_run
+
+    trainer = prepare_run(model_opts=model_opts, train_opts=train_opts, explicit=options.explicit(ctx) & (model_opts.keys() | train_opts.keys()),
+                          resume=resume,
+                          outdir=outdir, data=data, device_spec=device, say=options.say, dist=dist,
+                          dist_timeout=dist_timeout)
+    if dist.is_main:
+        logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
+    else:
+        logger = NullLogger()
+    try:
+        outcome = trainer.run(logger)
+    finally:
+        logger.close()
+    # Only after a clean finish: tearing down a group whose peer died can block (NCCL).
+    distributed.shutdown()
+    if not dist.is_main:
+        raise typer.Exit(outcome.exit_code)
+    if outcome.reason == "finished":
+        options.say(f"finished at step {outcome.step}: run {outcome.run_dir}, checkpoint {outcome.checkpoint}")
+    else:
+        options.say(f"{outcome.reason} at step {outcome.step}: checkpoint {outcome.checkpoint}; "
+                    f"continue with `sagan train --resume {outcome.checkpoint}`")
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)

@@ -1,0 +1,161 @@
+"""The metrics `sagan evaluate` knows: one entry each, read by the evaluation, the report and the CLI.
+
+An entry says how the metric is chosen (its flag and help), what it needs (minimum image counts, the
+real side, real features, logits), how it is computed from the features, the protocol line that says
+how it was computed, and the rows it puts in the printed table. Adding a metric is one entry in
+``METRICS``: it gets its ``--flag`` on `sagan evaluate`, its count check, its keys in the JSON record
+and in metrics.jsonl, its rows and its protocol line. The record, the table and the protocol lines
+list the chosen metrics in the order of ``METRICS``.
+
+No NumPy or torch at module level: the CLI builds its flags from this table when `sagan --help` runs.
+The maths is imported inside the ``compute`` and ``protocol`` functions. The numbers the flags' help and
+the count checks state (10 IS splits, k=3, 100 KID subsets of up to 1000) are written here as well as
+in isc.py / prc.py / kid.py; tests/test_metrics_table.py checks that they agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+IS_SPLITS = 10  # isc.SPLITS
+PR_K = 3  # prc.K
+KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # kid.SUBSETS, kid.SUBSET_SIZE
+
+
+@dataclass(frozen=True)
+class RealSide:
+    """The real side as the metrics see it: mean, covariance, features (None unless some metric needs them)."""
+    mu: object
+    sigma: object
+    features: object = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a metric's compute may use besides the features: the device they were made on, the options."""
+    device: object  # torch.device
+    fid_sqrtm: bool = False
+    warn: Callable[[str], None] = lambda text: None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str  # the key in ``METRICS`` and in the record's "metrics" list
+    flag: str  # `sagan evaluate FLAG` chooses it
+    help: str  # the flag's help text
+    label: str  # its name in the protocol lines ("IS: ...")
+    display: str  # its name in messages ("IS (10 splits) needs at least ...")
+    compute: Callable[[object, RealSide | None, Context], dict]  # (generated Features, real side, context) -> record keys
+    rows: Callable[[dict], list[tuple[str, str]]]  # record -> (label, formatted value) rows of the table
+    protocol: Callable[[Context], str | None] | None = None  # record["protocol"][name]; None: no line
+    min_gen: int = 2
+    min_real: int = 2  # checked when the real side has a count (not for a pytorch-fid statistics file)
+    needs_real: bool = True
+    needs_real_features: bool = False  # the real pool3 features, not only mu and sigma
+    needs_logits: bool = False
+
+    @property
+    def param(self) -> str:
+        """The name of its flag's parameter in the CLI command (``is`` is a Python keyword)."""
+        return f"metric_{self.name}"
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return f"{x:.{digits}f}"
+
+
+# ------------------------------------------------------------------------------------------- FID
+def _fid(gen, real: RealSide, ctx: Context) -> dict:
+    from sagan_cli.metrics import fid
+
+    mu, sigma = fid.statistics(gen.pool3)
+    if not ctx.fid_sqrtm:
+        return {"fid": fid.frechet_distance(mu, sigma, real.mu, real.sigma)}
+    from sagan_cli.util.errors import SaganError
+
+    try:
+        return {"fid": fid.frechet_distance_sqrtm(mu, sigma, real.mu, real.sigma, warn=ctx.warn)}
+    except fid.ImaginaryComponent as exc:
+        raise SaganError(f"--fid-sqrtm: {exc}; without --fid-sqrtm the trace term comes from a symmetric "
+                         "eigenvalue problem, which has no imaginary part") from None
+
+
+def _fid_protocol(ctx: Context) -> str | None:
+    if not ctx.fid_sqrtm:
+        return None  # the default path; docs/evaluate.md describes it
+    import scipy
+
+    from sagan_cli.metrics.fid import SQRTM_EPS
+
+    return (f"trace term tr sqrtm(sigma_gen sigma_real) by scipy.linalg.sqrtm (SciPy {scipy.__version__}), "
+            f"as pytorch-fid computes it: real part, {SQRTM_EPS:g} added to both diagonals if the product is singular")
+
+
+# -------------------------------------------------------------------------------------------- IS
+def _is(gen, real, ctx: Context) -> dict:
+    from sagan_cli.metrics.isc import inception_score
+
+    mean, std = inception_score(gen.logits)
+    return {"is_mean": mean, "is_std": std}
+
+
+def _is_protocol(ctx: Context) -> str:
+    from sagan_cli.metrics import isc
+
+    return f"logits without bias, {isc.SPLITS} splits, population std, shuffle seed {isc.SEED}"
+
+
+# ------------------------------------------------------------------------------------------- KID
+def _kid(gen, real: RealSide, ctx: Context) -> dict:
+    from sagan_cli.metrics.kid import kernel_inception_distance
+
+    mean, std = kernel_inception_distance(gen.pool3, real.features)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def _kid_protocol(ctx: Context) -> str:
+    from sagan_cli.metrics import kid
+
+    return f"{kid.SUBSETS} subsets of min({kid.SUBSET_SIZE}, n), kernel (x.y/d+1)^3, seed {kid.SEED}"
+
+
+# ------------------------------------------------------------------------------------------- PR
+def _pr(gen, real: RealSide, ctx: Context) -> dict:
+    from sagan_cli.metrics.prc import precision_recall
+
+    # float64 distances: on CUDA where the features were made, otherwise on the CPU (MPS has no float64)
+    device = ctx.device if getattr(ctx.device, "type", None) == "cuda" else "cpu"
+    precision, recall = precision_recall(gen.pool3, real.features, device=device)
+    return {"precision": precision, "recall": recall}
+
+
+def _pr_protocol(ctx: Context) -> str:
+    from sagan_cli.metrics import prc
+
+    return f"k={prc.K} nearest neighbours (Kynkaanniemi et al. 2019)"
+
+
+METRICS: dict[str, Metric] = {
+    "fid": Metric(
+        "fid", "--fid", "Fréchet Inception Distance (the default when no metric is chosen).", "FID", "FID",
+        compute=_fid, rows=lambda r: [("FID", _fmt(r["fid"]))], protocol=_fid_protocol),
+    "is": Metric(
+        "is", "--is", f"Inception Score ({IS_SPLITS} splits).", "IS", f"IS ({IS_SPLITS} splits)",
+        compute=_is, rows=lambda r: [("IS", f"{_fmt(r['is_mean'])} ± {_fmt(r['is_std'])}")], protocol=_is_protocol,
+        min_gen=IS_SPLITS, needs_real=False, needs_logits=True),
+    "kid": Metric(
+        "kid", "--kid", f"Kernel Inception Distance ({KID_SUBSETS} subsets of up to {KID_SUBSET_SIZE}).", "KID", "KID",
+        compute=_kid, rows=lambda r: [("KID", f"{r['kid_mean']:.6f} ± {r['kid_std']:.6f}")], protocol=_kid_protocol,
+        needs_real_features=True),
+    "pr": Metric(
+        "pr", "--pr", f"Precision and recall (k={PR_K}).", "precision/recall", f"precision/recall (k={PR_K})",
+        compute=_pr, rows=lambda r: [("precision", _fmt(r["precision"])), ("recall", _fmt(r["recall"]))],
+        protocol=_pr_protocol, min_gen=PR_K + 1, min_real=PR_K + 1, needs_real_features=True),
+}
+DEFAULT = ("fid",)  # what is computed when no metric is chosen
+
+
+def chosen(names) -> tuple[str, ...]:
+    """``names`` in table order (unknown names dropped); the default when none is left."""
+    return tuple(m for m in METRICS if m in names) or DEFAULT

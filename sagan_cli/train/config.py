@@ -1,0 +1,73 @@
+"""Training configuration: a dataclass that round-trips through a plain dict (checkpoints, config.json).
+
+Every field is also a `sagan train` option of the same name (``--lr-g`` is ``lr_g``); the command hands
+its parsed options over by name (``sagan_cli.cli.train``), and the checks below are the only ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from sagan_cli.util.errors import SaganError
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 100_000
+    batch: int = 64
+    lr_g: float = 1e-4
+    lr_d: float = 4e-4
+    beta1: float = 0.0
+    beta2: float = 0.9
+    ema: bool = True
+    ema_decay: float = 0.999
+    ema_start: int = 1000
+    amp: bool = True  # bf16 autocast; only takes effect on CUDA
+    compile: bool | None = None  # None → on for CUDA, off elsewhere
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 1000
+    ckpt_every: int = 1000
+    keep_ckpts: int = 5
+    n_samples: int = 64
+    data: str = ""
+    name: str = ""
+    tensorboard: bool = False
+    sync_bn: bool = True  # with several processes: G's BatchNorm statistics over the global batch
+    loss: str = "hinge"  # a key of sagan_cli.train.losses.LOSSES
+
+    def __post_init__(self):
+        checks = [
+            ("steps", self.steps >= 1, ">= 1"),
+            ("batch", self.batch >= 1, ">= 1"),
+            ("lr-g", self.lr_g > 0, "> 0"),
+            ("lr-d", self.lr_d > 0, "> 0"),
+            ("lr-g", math.isfinite(self.lr_g), "finite"),  # inf passes '> 0' and would only 'diverge' later
+            ("lr-d", math.isfinite(self.lr_d), "finite"),
+            ("beta1", 0 <= self.beta1 < 1, "in [0, 1)"),
+            ("beta2", 0 <= self.beta2 < 1, "in [0, 1)"),
+            ("ema-decay", 0 < self.ema_decay < 1, "in (0, 1)"),
+            ("ema-start", self.ema_start >= 0, ">= 0"),
+            ("log-every", self.log_every >= 1, ">= 1"),
+            ("sample-every", self.sample_every >= 1, ">= 1"),
+            ("ckpt-every", self.ckpt_every >= 1, ">= 1"),
+            ("keep-ckpts", self.keep_ckpts >= 1, ">= 1"),
+            ("n-samples", self.n_samples >= 1, ">= 1"),
+        ]
+        from sagan_cli.train.losses import LOSSES
+
+        if self.loss not in LOSSES:
+            raise SaganError(f"--loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        for name, ok, want in checks:
+            if not ok:
+                raise SaganError(f"--{name} must be {want}, got {getattr(self, name.replace('-', '_'))}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

@@ -1,0 +1,72 @@
+"""The run directory: ``<outdir>/NNNNN-<name>/``, and how a command finds a run's checkpoint.
+
+``train`` creates run directories (the next free index, safe against a concurrent trainer);
+``train --resume latest``, ``sample``, ``attn-map`` and ``evaluate`` resolve "latest", a run directory
+or a checkpoint path to one checkpoint file. What a run holds: docs/train.md.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sagan_cli.train.checkpoint import LATEST, newest_checkpoint
+from sagan_cli.util.errors import SaganError
+from sagan_cli.util.fsutil import why
+
+RUN_RE = re.compile(r"^(\d{5})-")
+
+
+def run_dirs(outdir: str | Path) -> list[Path]:
+    """Run directories under ``outdir``, oldest first (by their NNNNN index)."""
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        return []
+    return sorted((p for p in outdir.iterdir() if p.is_dir() and RUN_RE.match(p.name)), key=lambda p: p.name)
+
+
+def new_run_dir(outdir: str | Path, name: str) -> Path:
+    outdir = Path(outdir)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    if outdir.exists() and not outdir.is_dir():
+        raise SaganError(f"--outdir {outdir} exists and is not a directory")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        while True:
+            existing = [int(RUN_RE.match(p.name).group(1)) for p in run_dirs(outdir)]
+            path = outdir / f"{(max(existing) + 1) if existing else 0:05d}-{safe}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:  # another process took this index
+                continue
+    except OSError as exc:
+        raise SaganError(f"--outdir {outdir}: cannot create a run directory there ({why(outdir / safe, exc)})") from None
+
+
+def latest_checkpoint(outdir: str | Path) -> Path:
+    """The newest complete checkpoint of the newest run under ``outdir`` that has one."""
+    for run in reversed(run_dirs(outdir)):
+        if (run / "checkpoints").is_dir():
+            found = newest_checkpoint(run / "checkpoints")
+            if found is not None:
+                return found
+    raise SaganError(f"no checkpoint found under {outdir}/ (looked for */checkpoints/{LATEST}); train first or pass a path")
+
+
+def resolve_checkpoint_arg(value: str | Path | None, outdir: str | Path = "runs") -> Path:
+    """CKPT argument of sample/attn-map/evaluate: a path, a run directory, 'latest' or nothing."""
+    if value is None or str(value) == "latest":
+        return latest_checkpoint(outdir)
+    path = Path(value)
+    if path.is_dir() and (path / "checkpoints").is_dir():
+        return newest_checkpoint(path / "checkpoints") or path
+    return path
+
+
+def run_dir_of(ckpt_path: Path) -> Path:
+    """The run directory a checkpoint file belongs to (``<run>/checkpoints/x.pt``)."""
+    ckpt_path = Path(ckpt_path)
+    if ckpt_path.parent.name == "checkpoints":
+        return ckpt_path.parent.parent
+    return ckpt_path.parent

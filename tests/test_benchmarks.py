@@ -1,0 +1,124 @@
+"""The benchmark scripts keep running and the performance page keeps quoting what they saved.
+
+* ``benchmarks/train_bench.py --quick --json`` runs, writes every key the docs quote, and re-renders saved runs;
+* docs/performance.md quotes the figures of docs/perf/*.json;
+* ``benchmarks/loader_bench.py --cold`` reads from the disk (or says it could not).
+
+No timing is asserted here: speed lives in benchmarks/ (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+
+def test_train_bench_quick_writes_the_documented_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--quick", "--threads", "1", "--device", "cpu",
+         "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "sagan / naive" in proc.stdout
+    res = json.loads(out.read_text())
+    for key in ("environment", "imsize", "batch", "arms", "ratio", "ratio_paired_median", "ratio_cpu_time",
+                "matmul_peak", "params", "forward_flops_per_image", "loader", "sagan_settings"):
+        assert key in res, key
+    for key in ("device_name", "torch", "threads", "loadavg_start", "loadavg_end"):
+        assert key in res["environment"], key
+    assert set(res["arms"]) == {"naive", "sagan"}
+    for arm in res["arms"].values():
+        for key in ("img_per_s_median", "img_per_s_iqr", "step_s", "cpu_s_median", "flops_per_step", "flop_per_s",
+                    "fraction_of_fp32_peak", "memory"):
+            assert key in arm, key
+        assert arm["img_per_s_median"] > 0 and arm["flops_per_step"] > 0
+        assert arm["memory"] is not None and {"method", "before_mib", "peak_mib", "step_mib"} <= set(arm["memory"])
+        assert arm["memory"]["peak_mib"] > 0
+    # Same networks in both arms: same parameter count and forward FLOPs; sagan's step does less work.
+    assert res["params"]["naive"] == res["params"]["sagan"]
+    assert res["forward_flops_per_image"]["naive"] == res["forward_flops_per_image"]["sagan"]
+    assert res["arms"]["sagan"]["flops_per_step"] < res["arms"]["naive"]["flops_per_step"]
+    assert res["loader"]["img_per_s"] > 0 and "headroom" in res["loader"]
+
+
+def test_performance_page_quotes_the_saved_benchmark_results():
+    """docs/performance.md's figures are the ones train_bench.py saved in docs/perf/, not typed in by hand;
+    a device without a saved run says 'not yet measured'."""
+    doc = (REPO / "docs" / "performance.md").read_text()
+    saved = sorted((REPO / "docs" / "perf").glob("train-*.json"))
+    assert saved, "no saved train_bench results in docs/perf/"
+    devices = set()
+    for path in saved:
+        res = json.loads(path.read_text())
+        devices.add(res["environment"]["device"].split(":")[0])
+        assert f"perf/{path.name}" in doc, f"{path.name} is not cited"
+        assert res["environment"]["git"] in doc and "dirty" not in res["environment"]["git"]
+        for name, arm in res["arms"].items():
+            assert f"{arm['img_per_s_median']:.1f}" in doc, (path.name, name)
+        assert f"{res['ratio']:.2f}×" in doc
+    if "cuda" not in devices:
+        assert "not yet measured" in doc.split("## CUDA", 1)[1]
+
+
+def test_train_bench_re_renders_saved_results_as_markdown():
+    saved = sorted((REPO / "docs" / "perf").glob("train-*.json"))[0]
+    res = json.loads(saved.read_text())
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "train_bench.py"), "--from-json", str(saved),
+                           "--markdown"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sagan = res["arms"]["sagan"]
+    assert f"| sagan | {sagan['img_per_s_median']:.1f} | " in proc.stdout
+    assert f"sagan / naive: **{res['ratio']:.2f}×**" in proc.stdout
+
+
+def _filesystem_type(path: str) -> str | None:
+    """The type of the filesystem holding ``path`` (from /proc/self/mountinfo), or None."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    path, best, kind = os.path.realpath(path), "", None
+    for line in lines:
+        fields = line.split()
+        mount, fstype = fields[4], fields[fields.index("-") + 1]
+        if (path == mount or path.startswith(mount.rstrip("/") + "/")) and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def _loader_bench(tmp_path, *args, env=None):
+    out = tmp_path / "loader.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "loader_bench.py"), "--images", "256",
+                           "--batches", "4", "--imsize", "32", "--json", str(out), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="needs posix_fadvise to evict pages")
+def test_loader_bench_cold_reads_from_the_disk(tmp_path):
+    import tempfile
+
+    if _filesystem_type(tempfile.gettempdir()) in ("tmpfs", "ramfs"):
+        pytest.skip(f"{tempfile.gettempdir()} is memory-backed: its pages cannot be evicted")
+    res = _loader_bench(tmp_path, "--cold")
+    assert res["cold"] is True and res["cache"].startswith("cold") and res["img_per_s"] > 0
+    # every drain really started from the disk (the loader of the previous one no longer maps the file)
+    assert all(r is not None and r < 0.05 for r in res["resident_after_evict"]), res["resident_after_evict"]
+
+
+def test_loader_bench_does_not_call_a_memory_backed_read_cold(tmp_path):
+    """On tmpfs (here /dev/shm) DONTNEED drops nothing: the result must say warm, not claim a disk read."""
+    if _filesystem_type("/dev/shm") != "tmpfs" or not os.access("/dev/shm", os.W_OK):
+        pytest.skip("no writable tmpfs at /dev/shm")
+    res = _loader_bench(tmp_path, "--cold", env=dict(os.environ, TMPDIR="/dev/shm"))
+    assert res["cold"] is False and "kept the file's pages cached" in res["cache"], res

@@ -1,0 +1,292 @@
+"""Bad input to every subcommand: one `error:` line on stderr, a non-zero exit, no traceback — and the exact
+message listed in docs/errors.md (one table row per case, checked here so the page cannot go stale).
+
+Each case runs in-process in a fresh workspace (cwd) holding `data/tiny-32` (a 32px dataset), `runs/00000-tiny-32`
+(a run trained 2 steps), `ckpt.pt` (a copy of its latest.pt) and whatever the case's setup adds. Hidden base
+options keep the runs tiny and on the CPU; the docs show only the case's own arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bad_input_helpers import SETUPS, argv, bad_data, check_documented, doc_rows, normalise, skip_reason
+from bad_input_helpers import workspace  # noqa: F401  (a fixture)
+from conftest import assert_one_line_error, run_sagan
+from faults_helpers import RUN
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str  # "train", "prepare lsun", ...
+    args: str  # the case's own arguments (shlex), shown in the docs
+    fragment: str  # what the message must be about
+    setup: tuple[str, ...] = ()
+    base: bool = True
+    code: int = 2
+    xfail: str | None = None
+    needs: str | None = None  # "no-cuda" | "no-mps" | "no-tensorboard"
+    exact: bool = True  # False: the docs must match up to the first " (" (the rest is a library's words)
+
+
+def C(id, command, args, fragment, *setup, **kw):
+    return Case(id, command, args, fragment, tuple(setup), **kw)
+
+
+CKPT_KINDS = [  # (name, setup, fragment): a file given where a sagan checkpoint is expected
+    ("directory", "somedir", "dir", "got a directory"),
+    ("text", "notes.txt", "text", "it is a text file"),
+    ("png", "image.png", "png", "it is a PNG image"),
+    ("empty", "empty.pt", "empty", "it is an empty file"),
+    ("npy", "array.npy", "npy", "it is a NumPy array file"),
+    ("json", f"{RUN}/config.json", None, "it is a JSON file"),
+    ("raw-pickle", "pickle.pkl", "raw-pickle", "a raw Python pickle"),
+    ("truncated", "truncated.pt", "truncated", "truncated or corrupt"),
+    ("foreign", "foreign.pt", "foreign", "no 'sagan-checkpoint' marker"),
+    ("newer", "newer.pt", "newer", "written by a newer sagan"),
+    ("incomplete", "incomplete.pt", "incomplete", "incomplete sagan checkpoint"),
+    ("payload", "payload.pt", "payload", "refused to load, it holds pickled objects"),
+]
+
+
+def _ckpt_cases(prefix, command, extra, only=None):
+    # torch words its weights_only refusal differently from version to version: the docs show ours
+    return [C(f"{prefix}-checkpoint-{name}", command, f"{path} {extra}".strip(), frag, *([s] if s else []),
+              exact=name != "payload")
+            for name, path, s, frag in CKPT_KINDS if only is None or name in only]
+
+
+CASES = [
+    # ---------------------------------------------------------------- train
+    C("train-steps-zero", "train", "--steps 0", "'--steps'"),
+    C("train-steps-not-a-number", "train", "--steps abc", "'--steps'"),
+    C("train-batch-zero", "train", "--batch 0", "'--batch'"),
+    C("train-batch-larger-than-dataset", "train", "--batch 65", "larger than the dataset"),
+    C("train-imsize-unsupported", "train", "--imsize 48", "--imsize must be one of"),
+    C("train-imsize-not-a-number", "train", "--imsize abc", "'--imsize'"),
+    C("train-z-dim-zero", "train", "--z-dim 0", "'--z-dim'"),
+    C("train-g-conv-dim-zero", "train", "--g-conv-dim 0", "'--g-conv-dim'"),
+    C("train-log-every-zero", "train", "--log-every 0", "'--log-every'"),
+    C("train-ckpt-every-zero", "train", "--ckpt-every 0", "'--ckpt-every'"),
+    C("train-keep-ckpts-zero", "train", "--keep-ckpts 0", "'--keep-ckpts'"),
+    C("train-n-samples-zero", "train", "--n-samples 0", "'--n-samples'"),
+    C("train-seed-negative", "train", "--seed -1", "'--seed'"),
+    C("train-ema-start-negative", "train", "--ema-start -1", "'--ema-start'"),
+    C("train-lr-negative", "train", "--lr-d -1", "--lr-d must be > 0"),
+    C("train-lr-zero", "train", "--lr-g 0", "--lr-g must be > 0"),
+    C("train-lr-nan", "train", "--lr-g nan", "--lr-g must be > 0"),
+    C("train-lr-infinite", "train", "--lr-g inf", "--lr-g must be finite"),
+    C("train-lr-not-a-number", "train", "--lr-g fast", "'--lr-g'"),
+    C("train-beta1-negative", "train", "--beta1 -0.5", "--beta1 must be in [0, 1)"),
+    C("train-beta2-too-large", "train", "--beta2 1.5", "--beta2 must be in [0, 1)"),
+    C("train-ema-decay-one", "train", "--ema-decay 1", "--ema-decay must be in (0, 1)"),
+    C("train-attention-unknown", "train", "--attention fancy", "'--attention'"),
+    C("train-g-attn-no-such-map", "train", "--g-attn 64", "--g-attn 64"),
+    C("train-g-attn-malformed", "train", "--g-attn x,y", "--g-attn"),
+    C("train-d-attn-no-such-map", "train", "--d-attn 3", "--d-attn 3"),
+    C("train-device-unknown", "train", "--device tpu", "--device 'tpu'"),
+    C("train-device-malformed", "train", "--device cuda:x", "--device 'cuda:x'"),
+    C("train-device-no-cuda", "train", "--device cuda", "CUDA is not available", needs="no-cuda"),
+    C("train-device-no-such-gpu", "train", "--device cuda:3", "--device cuda:3", needs="no-cuda"),
+    C("train-device-no-mps", "train", "--device mps", "MPS", needs="no-mps"),
+    C("train-unknown-option", "train", "--bogus", "--bogus"),
+    C("train-extra-argument", "train", "extra", "extra"),
+    C("train-nproc-zero", "train", "--nproc 0", "'--nproc'"),
+    C("train-nproc-batch-indivisible", "train", "--nproc 3", "divide evenly over 3 processes"),
+    C("train-nproc-with-one-device", "train", "--nproc 2 --device cuda:0", "each process takes its own device"),
+    C("train-dist-timeout-too-short", "train", "--dist-timeout 1", "'--dist-timeout'"),
+    C("train-tensorboard-missing", "train", "--tensorboard", "pip install tensorboard", needs="no-tensorboard"),
+    C("train-outdir-is-a-file", "train", "--outdir afile", "exists and is not a directory", "afile"),
+    C("train-outdir-unwritable", "train", "--outdir afile/runs", "cannot create a run directory there", "afile"),
+    C("train-data-missing", "train", "--data nowhere", "dataset directory not found"),
+    C("train-data-is-a-file", "train", "--data notes.txt", "got a file", "text"),
+    C("train-data-empty-directory", "train", "--data somedir", "no meta.json", "dir"),
+    C("train-data-prepare-unfinished", "train", "--data bad", "no meta.json", "bad-data:unfinished"),
+    C("train-data-corrupt-meta", "train", "--data bad", "not a sagan dataset description", "bad-data:corrupt-meta"),
+    C("train-data-incomplete", "train", "--data bad", "incomplete dataset", "bad-data:incomplete"),
+    C("train-data-truncated-images", "train", "--data bad", "corrupt or truncated", "bad-data:truncated-images",
+      exact=False),
+    C("train-data-no-images", "train", "--data bad", "has no images.npy", "bad-data:no-images"),
+    C("train-data-pickled-images", "train", "--data bad", "pickled Python objects", "bad-data:pickled-images"),
+    C("train-data-wrong-dtype", "train", "--data bad", "expected uint8", "bad-data:wrong-dtype"),
+    C("train-data-wrong-size", "train", "--data bad", "--imsize is 32", "bad-data:wrong-size"),
+    C("train-data-count-mismatch", "train", "--data bad", "does not match meta.json", "bad-data:count-mismatch"),
+    C("train-no-dataset-anywhere", "train", "--imsize 64 --device cpu", "sagan prepare synthetic --imsize 64", base=False),
+    C("train-resume-missing", "train", "--resume nope.pt", "no such checkpoint"),
+    C("train-resume-latest-without-runs", "train", "--resume latest --outdir elsewhere", "no checkpoint found under elsewhere/"),
+    *[C(f"train-resume-{c.id.split('-checkpoint-')[1]}", "train", "--resume " + c.args, c.fragment, *c.setup,
+        exact=c.exact) for c in _ckpt_cases("x", "train", "")],
+    C("train-resume-weights-only", "train", "--resume g-only.pt --steps 9", "holds no training state", "g-only"),
+    C("train-resume-batch-differs", "train", "--resume ckpt.pt --batch 4 --steps 9", "--batch 4 differs"),
+    C("train-resume-model-differs", "train", "--resume ckpt.pt --g-conv-dim 32 --steps 9", "--g-conv-dim 32 differs"),
+    C("train-resume-already-finished", "train", "--resume ckpt.pt", "already at step 2"),
+    C("train-resume-other-dataset", "train", "--resume ckpt.pt --steps 9 --data data/other-32",
+      "not the one this run was trained on", "other-data"),
+    # ---------------------------------------------------------------- sample
+    C("sample-checkpoint-missing", "sample", "missing.pt", "checkpoint not found: missing.pt"),
+    C("sample-no-run", "sample", "", "no checkpoint found under runs/", "no-runs"),
+    *_ckpt_cases("sample", "sample", ""),
+    C("sample-checkpoint-weights-mismatch", "sample", "mismatch.pt", "do not match its model config", "mismatch",
+      exact=False),
+    C("sample-checkpoint-without-ema", "sample", "noema.pt", "pass --no-ema", "noema"),
+    C("sample-out-and-outdir", "sample", "ckpt.pt --out a.png --outdir b", "--out and --outdir conflict"),
+    C("sample-interpolate-with-outdir", "sample", "ckpt.pt --interpolate 4 --outdir b", "--interpolate writes one sheet"),
+    C("sample-interpolate-one-step", "sample", "ckpt.pt --interpolate 1", "'--interpolate'"),
+    C("sample-interpolate-one-seed", "sample", "ckpt.pt --interpolate 4 --seeds 3", "at least two seeds"),
+    C("sample-seeds-backwards", "sample", "ckpt.pt --seeds 9-1", "runs backwards"),
+    C("sample-seeds-malformed", "sample", "ckpt.pt --seeds a", "--seeds 'a'"),
+    C("sample-seeds-negative", "sample", "ckpt.pt --seeds -1", "--seeds '-1'"),
+    C("sample-seeds-empty", "sample", "ckpt.pt --seeds ''", "--seeds ''"),
+    C("sample-seeds-too-many", "sample", "ckpt.pt --seeds 0-200000", "more than 100000 seeds"),
+    C("sample-n-zero", "sample", "ckpt.pt --n 0", "'--n'"),
+    C("sample-n-too-large", "sample", "ckpt.pt --n 100001", "'--n'"),
+    C("sample-nrow-zero", "sample", "ckpt.pt --nrow 0", "'--nrow'"),
+    C("sample-batch-zero", "sample", "ckpt.pt --batch 0", "'--batch'"),
+    C("sample-truncation-zero", "sample", "ckpt.pt --truncation 0", "'--truncation'"),
+    C("sample-truncation-not-a-number", "sample", "ckpt.pt --truncation abc", "'--truncation'"),
+    C("sample-device-unknown", "sample", "ckpt.pt --device tpu", "--device 'tpu'"),
+    C("sample-device-no-cuda", "sample", "ckpt.pt --device cuda", "CUDA is not available", needs="no-cuda"),
+    C("sample-out-not-png", "sample", "ckpt.pt --out grid.jpg", "give a file name ending in .png"),
+    C("sample-out-unwritable", "sample", "ckpt.pt --out afile/grid.png", "afile/grid.png: cannot write it", "afile"),
+    C("sample-out-is-a-directory", "sample", "ckpt.pt --out somedir.png", "somedir.png: cannot write it", "dir-png"),
+    C("sample-outdir-is-a-file", "sample", "ckpt.pt --outdir afile", "exists and is not a directory", "afile"),
+    C("sample-outdir-unwritable", "sample", "ckpt.pt --outdir afile/imgs", "cannot create the folder", "afile"),
+    C("sample-extra-argument", "sample", "ckpt.pt extra", "extra"),
+    # ---------------------------------------------------------------- attn-map
+    C("attn-map-query-missing", "attn-map", "ckpt.pt", "'--query'"),
+    C("attn-map-query-malformed", "attn-map", "ckpt.pt --query 1", "--query '1'"),
+    C("attn-map-query-negative", "attn-map", "ckpt.pt --query -1,1", "--query '-1,1'"),
+    C("attn-map-query-outside", "attn-map", "ckpt.pt --query 100,1", "outside the 32x32 generated image"),
+    C("attn-map-seed-and-seeds", "attn-map", "ckpt.pt --query 1,1 --seed 1 --seeds 1-2", "--seed and --seeds conflict"),
+    C("attn-map-seed-negative", "attn-map", "ckpt.pt --query 1,1 --seed -1", "'--seed'"),
+    C("attn-map-seeds-too-many", "attn-map", "ckpt.pt --query 1,1 --seeds 0-64", "at most 64"),
+    C("attn-map-layers-unknown", "attn-map", "ckpt.pt --query 1,1 --layers g99", "no attention layer named 'g99'"),
+    C("attn-map-layers-empty", "attn-map", "ckpt.pt --query 1,1 --layers ''", "--layers ''"),
+    C("attn-map-layers-none-in-d", "attn-map", "no-d-attn.pt --query 1,1 --layers d", "discriminator has no attention", "no-d-attn"),
+    C("attn-map-out-not-png", "attn-map", "ckpt.pt --query 1,1 --out a.jpg", "ending in .png"),
+    C("attn-map-out-unwritable", "attn-map", "ckpt.pt --query 1,1 --out afile/a.png", "cannot write it", "afile"),
+    C("attn-map-save-maps-unwritable", "attn-map", "ckpt.pt --query 1,1 --save-maps afile/m.npz", "--save-maps afile/m.npz",
+      "afile"),
+    C("attn-map-save-maps-is-a-directory", "attn-map", "ckpt.pt --query 1,1 --save-maps somedir", "Is a directory", "dir"),
+    C("attn-map-device-unknown", "attn-map", "ckpt.pt --query 1,1 --device tpu", "--device 'tpu'"),
+    C("attn-map-checkpoint-missing", "attn-map", "missing.pt --query 1,1", "checkpoint not found"),
+    *_ckpt_cases("attn-map", "attn-map", "--query 1,1", only=("png", "truncated", "foreign", "payload")),
+    C("attn-map-checkpoint-without-ema", "attn-map", "noema.pt --query 1,1", "pass --no-ema", "noema"),
+    # ---------------------------------------------------------------- prepare
+    C("synthetic-count-zero", "prepare synthetic", "--count 0", "'--count'"),
+    C("synthetic-count-not-a-number", "prepare synthetic", "--count abc", "'--count'"),
+    C("synthetic-imsize-too-small", "prepare synthetic", "--imsize 7", "'--imsize'"),
+    C("synthetic-imsize-too-large", "prepare synthetic", "--imsize 2000", "'--imsize'"),
+    C("synthetic-seed-negative", "prepare synthetic", "--seed -1", "'--seed'"),
+    C("synthetic-workers-zero", "prepare synthetic", "--workers 0", "'--workers'"),
+    C("synthetic-max-images-zero", "prepare synthetic", "--max-images 0", "'--max-images'"),
+    C("synthetic-no-crop-option", "prepare synthetic", "--crop center", "--crop"),
+    C("synthetic-out-is-a-file", "prepare synthetic", "--count 10 --out afile", "exists and is not a directory", "afile"),
+    C("synthetic-out-unwritable", "prepare synthetic", "--count 10 --out afile/ds", "cannot write the dataset in afile/ds", "afile"),
+    C("synthetic-out-foreign-directory", "prepare synthetic", "--count 10 --out mine", "holds no sagan dataset", "foreign-dir"),
+    C("synthetic-out-made-differently", "prepare synthetic", "--count 10 --out data/tiny-32", "made differently"),
+    C("folder-argument-missing", "prepare folder", "", "'DIR'"),
+    C("folder-not-found", "prepare folder", "nowhere", "folder not found"),
+    C("folder-is-a-file", "prepare folder", "notes.txt", "is not a directory", "text"),
+    C("folder-without-images", "prepare folder", "somedir", "no images", "dir"),
+    C("folder-crop-unknown", "prepare folder", "somedir --crop diag", "'--crop'", "dir"),
+    C("folder-resample-unknown", "prepare folder", "somedir --resample nearest", "'--resample'", "dir"),
+    C("folder-imsize-not-a-number", "prepare folder", "somedir --imsize big", "'--imsize'", "dir"),
+    C("lsun-category-missing", "prepare lsun", "", "'category'"),
+    C("lsun-category-unknown", "prepare lsun", "cathedral", "'cathedral'"),
+    C("lsun-split-unknown", "prepare lsun", "church_outdoor --split test", "'--split'"),
+    C("lsun-no-source", "prepare lsun", "church_outdoor", "--lmdb DIR"),
+    C("lsun-lmdb-missing", "prepare lsun", "church_outdoor --lmdb nowhere", "no such file or directory"),
+    C("lsun-lmdb-is-a-file", "prepare lsun", "church_outdoor --lmdb notes.txt", "expected the unpacked", "text"),
+    C("lsun-lmdb-without-data-mdb", "prepare lsun", "church_outdoor --lmdb somedir", "no data.mdb inside", "dir"),
+    C("lsun-lmdb-not-lmdb", "prepare lsun", "church_outdoor --lmdb garbage", "not a readable lmdb database", "garbage-lmdb",
+      exact=False),
+    C("lsun-lmdb-other-category", "prepare lsun", "church_outdoor --lmdb bridge_train_lmdb", "holds LSUN bridge train", "bridge-lmdb"),
+    C("lsun-sources-conflict", "prepare lsun", "church_outdoor --lmdb somedir --download", "--lmdb and --download conflict",
+      "dir"),
+    C("lsun-zip-missing", "prepare lsun", "church_outdoor --zip nope.zip", "no such file"),
+    C("lsun-zip-is-a-directory", "prepare lsun", "church_outdoor --zip somedir", "not a file", "dir"),
+    C("lsun-zip-not-a-zip", "prepare lsun", "church_outdoor --zip notes.txt", "not a readable zip archive", "text"),
+    C("lsun-zip-without-data-mdb", "prepare lsun", "church_outdoor --zip nodata.zip", "expected one data.mdb", "nodata-zip"),
+    C("lsun-zip-other-category", "prepare lsun", "church_outdoor --zip bridge_train_lmdb.zip", "holds LSUN bridge", "bridge-zip"),
+    C("lsun-zip-unsafe-member", "prepare lsun", "church_outdoor --zip evil.zip", "refusing to unpack", "evil-zip"),
+    C("lsun-imsize-too-small", "prepare lsun", "church_outdoor --imsize 4", "'--imsize'"),
+    # ---------------------------------------------------------------- evaluate (the checkpoint it is given)
+    C("evaluate-checkpoint-missing", "evaluate", "missing.pt", "checkpoint not found"),
+    C("evaluate-checkpoint-and-samples", "evaluate", "ckpt.pt --samples somedir", "CKPT and --samples conflict", "dir"),
+    C("evaluate-real-stats-and-data", "evaluate", "--real-stats s.npz --data data/tiny-32", "--real-stats and --data conflict"),
+    C("evaluate-fid-sqrtm-without-fid", "evaluate", "--is --fid-sqrtm", "--fid-sqrtm applies to FID"),
+    C("evaluate-real-stats-and-num-real", "evaluate", "--real-stats s.npz --num-real 5", "--num-real has no effect"),
+    C("evaluate-download-and-weights-file", "evaluate", "--download-weights", "conflict"),
+    C("evaluate-num-gen-too-small", "evaluate", "--num-gen 1", "'--num-gen'"),
+    C("evaluate-num-gen-not-a-number", "evaluate", "--num-gen many", "'--num-gen'"),
+    C("evaluate-num-real-too-small", "evaluate", "--num-real 1", "'--num-real'"),
+    C("evaluate-batch-zero", "evaluate", "--batch 0", "'--batch'"),
+    C("evaluate-seed-negative", "evaluate", "--seed -1", "'--seed'"),
+    C("evaluate-device-unknown", "evaluate", "--device tpu", "--device 'tpu'"),
+    C("evaluate-samples-missing", "evaluate", "--samples nowhere", "--samples nowhere: no such directory"),
+    C("evaluate-samples-without-images", "evaluate", "--samples somedir", "no images", "dir"),
+    C("evaluate-samples-without-real-data", "evaluate", "--samples data/tiny-32", "no real data"),
+    C("evaluate-samples-and-no-ema", "evaluate", "--samples data/tiny-32 --data data/tiny-32 --no-ema", "--ema/--no-ema"),
+    C("evaluate-samples-and-seed", "evaluate", "--samples data/tiny-32 --data data/tiny-32 --seed 3", "--seed applies"),
+    C("evaluate-data-missing", "evaluate", "--data nowhere", "dataset directory not found"),
+    C("evaluate-num-real-more-than-the-data", "evaluate", "--num-real 100000", "--num-real 100000"),
+    C("evaluate-is-too-few-images", "evaluate", "--is --num-gen 5", "needs at least 10 generated images"),
+    C("evaluate-pr-too-few-images", "evaluate", "--pr --num-gen 3", "at least 4"),
+    C("evaluate-outdir-without-runs", "evaluate", "--outdir elsewhere", "no checkpoint found under elsewhere"),
+    C("evaluate-real-stats-missing", "evaluate", "--real-stats missing.npz", "--real-stats missing.npz: no such file"),
+    C("evaluate-real-stats-not-npz", "evaluate", "--real-stats notes.txt", "not an .npz statistics file", "text"),
+    C("evaluate-weights-missing", "evaluate", "--inception-weights missing.pth", "--inception-weights missing.pth: no such file"),
+    *_ckpt_cases("evaluate", "evaluate", "", only=("png", "truncated", "foreign", "payload")),
+]
+
+
+def _params():
+    out = []
+    for case in CASES:
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        out.append(pytest.param(case, id=case.id, marks=marks))
+    return out
+
+
+def test_case_ids_are_unique():
+    ids = [c.id for c in CASES]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+
+
+@pytest.mark.parametrize("case", _params())
+def test_bad_input(cli, workspace, case):
+    reason = skip_reason(case)
+    if reason:
+        pytest.skip(reason)
+    for name in case.setup:
+        if name.startswith("bad-data:"):
+            bad_data(workspace, name.split(":", 1)[1])
+        else:
+            SETUPS[name](workspace)
+    before = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    r = cli(*argv(case))
+    assert_one_line_error(r, case.fragment)
+    assert r.code == case.code, r.stderr
+    after = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*"))
+    assert after == before, f"files appeared or vanished: {sorted(set(after) ^ set(before))}"
+    assert not (workspace / "PWNED").exists()
+    message = normalise(r.stderr.strip()[len("error: "):], workspace)
+    check_documented(case, message)
+
+
+def test_every_documented_case_is_in_the_matrix():
+    ids = {c.id for c in CASES}
+    stale = [i for i in doc_rows() if i not in ids]
+    assert not stale, f"docs/errors.md lists cases the matrix no longer has: {stale}"
+
+
+def test_errors_are_one_line_in_a_real_subprocess(tmp_path):
+    """The in-process matrix above, confirmed once through the real entry point (stderr, exit status)."""
+    r = run_sagan("train", "--imsize", "32", "--device", "cpu", "--data", tmp_path / "nowhere", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:") and len(r.stderr.strip().splitlines()) == 1
+    r = run_sagan("sample", "--n", "-3", cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
