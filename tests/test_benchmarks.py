@@ -69,6 +69,16 @@ def test_performance_page_quotes_the_saved_benchmark_results():
         assert "not yet measured" in doc.split("## CUDA", 1)[1]
 
 
+def test_performance_page_quotes_the_layout_before_and_after_runs():
+    doc = (REPO / "docs" / "performance.md").read_text()
+    saved = json.loads((REPO / "docs" / "perf" / "layout-move-cpu.json").read_text())
+    assert "perf/layout-move-cpu.json" in doc
+    for key in ("before", "after", "after_earlier_run"):
+        res = saved[key]
+        row = " | ".join(f"{res['arms'][arm]['img_per_s_median']:.2f}" for arm in ("naive", "sagan"))
+        assert f"{row} | {res['ratio']:.2f}× |" in doc, key
+
+
 def test_train_bench_re_renders_saved_results_as_markdown():
     saved = sorted((REPO / "docs" / "perf").glob("train-*.json"))[0]
     res = json.loads(saved.read_text())

@@ -123,6 +123,7 @@ CASES = [
     C("train-resume-batch-differs", "train", "--resume ckpt.pt --batch 4 --steps 9", "--batch 4 differs"),
     C("train-resume-model-differs", "train", "--resume ckpt.pt --g-conv-dim 32 --steps 9", "--g-conv-dim 32 differs"),
     C("train-resume-already-finished", "train", "--resume ckpt.pt", "already at step 2"),
+    C("train-resume-with-name", "train", "--resume ckpt.pt --steps 9 --name other", "--name names a new run"),
     C("train-resume-other-dataset", "train", "--resume ckpt.pt --steps 9 --data data/other-32",
       "not the one this run was trained on", "other-data"),
     # ---------------------------------------------------------------- sample
@@ -136,6 +137,8 @@ CASES = [
     C("sample-interpolate-with-outdir", "sample", "ckpt.pt --interpolate 4 --outdir b", "--interpolate writes one sheet"),
     C("sample-interpolate-one-step", "sample", "ckpt.pt --interpolate 1", "'--interpolate'"),
     C("sample-interpolate-one-seed", "sample", "ckpt.pt --interpolate 4 --seeds 3", "at least two seeds"),
+    C("sample-n-and-seeds", "sample", "ckpt.pt --n 10 --seeds 0-3", "--n and --seeds conflict"),
+    C("sample-interpolate-with-nrow", "sample", "ckpt.pt --interpolate 4 --nrow 2", "--nrow has no effect with --interpolate"),
     C("sample-seeds-backwards", "sample", "ckpt.pt --seeds 9-1", "runs backwards"),
     C("sample-seeds-malformed", "sample", "ckpt.pt --seeds a", "--seeds 'a'"),
     C("sample-seeds-negative", "sample", "ckpt.pt --seeds -1", "--seeds '-1'"),
@@ -171,6 +174,7 @@ CASES = [
     C("attn-map-save-maps-unwritable", "attn-map", "ckpt.pt --query 1,1 --save-maps afile/m.npz", "--save-maps afile/m.npz",
       "afile"),
     C("attn-map-save-maps-is-a-directory", "attn-map", "ckpt.pt --query 1,1 --save-maps somedir", "Is a directory", "dir"),
+    C("attn-map-save-maps-not-npz", "attn-map", "ckpt.pt --query 1,1 --save-maps maps.txt", "ending in .npz"),
     C("attn-map-device-unknown", "attn-map", "ckpt.pt --query 1,1 --device tpu", "--device 'tpu'"),
     C("attn-map-checkpoint-missing", "attn-map", "missing.pt --query 1,1", "checkpoint not found"),
     *_ckpt_cases("attn-map", "attn-map", "--query 1,1", only=("png", "truncated", "foreign", "payload")),
@@ -240,6 +244,7 @@ CASES = [
     C("evaluate-real-stats-missing", "evaluate", "--real-stats missing.npz", "--real-stats missing.npz: no such file"),
     C("evaluate-real-stats-not-npz", "evaluate", "--real-stats notes.txt", "not an .npz statistics file", "text"),
     C("evaluate-weights-missing", "evaluate", "--inception-weights missing.pth", "--inception-weights missing.pth: no such file"),
+    C("evaluate-weights-an-image", "evaluate", "--inception-weights image.png", "it is a PNG image", "png"),
     *_ckpt_cases("evaluate", "evaluate", "", only=("png", "truncated", "foreign", "payload")),
 ]
 

@@ -74,6 +74,15 @@ def test_interpolation_sheet_has_a_row_per_seed_pair_and_matching_endpoints(cli,
     assert np.array_equal(cell(1, 4), pixels(tmp_path / "ends/seed000002.png"))
 
 
+def test_interpolate_with_n_runs_between_seeds_0_to_n_minus_1(cli, ckpt, tmp_path):
+    r = cli("sample", ckpt, "--interpolate", "3", "--n", "3", "--out", "n3.png")
+    assert r.code == 0, r.stderr
+    assert "2 interpolations" in r.stdout
+    assert pixels(tmp_path / "n3.png").shape == (2 * 34 + 2, 3 * 34 + 2, 3)  # seeds 0-1 and 1-2, not 0..7
+    assert cli("sample", ckpt, "--interpolate", "3", "--seeds", "0-2", "--out", "s3.png").code == 0
+    assert np.array_equal(pixels(tmp_path / "n3.png"), pixels(tmp_path / "s3.png"))
+
+
 def test_truncation_bounds_the_latent_and_changes_the_image(cli, ckpt, tmp_path):
     for s in range(20):
         z = latent(s, 128, truncation=0.5)

@@ -42,6 +42,20 @@ COMMANDS = {
     "attn-map": attn_map.attn_map,
     "evaluate": evaluate.evaluate,
 }
+def _print_version(value: bool) -> None:
+    if value:
+        from sagan_cli import __version__
+
+        print(f"sagan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print sagan's version and exit.")) -> None:
+    """Options of `sagan` itself (before the command)."""
+
+
 for _name, _command in COMMANDS.items():
     if isinstance(_command, typer.Typer):
         app.add_typer(_command, name=_name)

@@ -40,6 +40,9 @@ def attn_map(
     check_writable(out)
     if save_maps is not None:  # before any work: a failed command leaves no figure behind
         check_writable(save_maps, "--save-maps")
+        if save_maps.suffix.lower() != ".npz":
+            raise SaganError(f"--save-maps {save_maps}: the raw maps are written as a NumPy .npz archive, "
+                             "give a file name ending in .npz")
     seed_list = parse_seeds(seeds) if seeds is not None else [seed or 0]
     if len(seed_list) > MAX_ATTN_SEEDS:
         raise SaganError(f"--seeds: {len(seed_list)} seeds, at most {MAX_ATTN_SEEDS} (one figure row each); split the range")

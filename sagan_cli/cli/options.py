@@ -44,6 +44,11 @@ def explicit(ctx: typer.Context) -> set[str]:
     return {name for name in ctx.params if given(ctx, name) in ("COMMANDLINE", "ENVIRONMENT")}
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 image', '2 images' (``plural`` for irregular nouns: count(1, 'entry', 'entries'))."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def png_out(path: Path | None, flag: str = "--out") -> Path | None:
     if path is not None and path.suffix.lower() != ".png":
         raise SaganError(f"{flag} {path}: output is written as PNG, give a file name ending in .png")

@@ -25,7 +25,8 @@ Resample = options.choices("Resample", RESAMPLES)
 
 
 IMSIZE = typer.Option(64, "--imsize", min=8, max=1024, help="Side of the square output images, in pixels.")
-OUT = typer.Option(None, "--out", help="Dataset directory to write (default: data/<source>-<name>-<imsize>).")
+OUT = typer.Option(None, "--out", help="Dataset directory to write (default: data/lsun-<category>-<imsize>, "
+                                      "data/folder-<folder name>-<imsize> or data/synthetic-<imsize>).")
 MAX_IMAGES = typer.Option(None, "--max-images", min=1, help="Stop after this many images (default: all).")
 WORKERS = typer.Option(None, "--workers", min=1, help="Decoding processes (default: all available cores).")
 CROP = typer.Option(Crop.center, "--crop", help="center: centre square of the short side; none: squash the whole frame.")
@@ -41,15 +42,15 @@ def run(out: Path, request: dict, make_source, imsize: int, crop, resample, max_
     opts = Options(imsize=imsize, crop=crop, resample=resample, max_images=max_images,
                    workers=workers or usable_cores(), force=force, preview=preview)
     res = prepare(out, request, make_source, opts, options.say)
-    skipped = f"{res.skipped} undecodable entr{'y' if res.skipped == 1 else 'ies'} skipped (keys and reasons in meta.json)" \
+    skipped = f"{options.count(res.skipped, 'undecodable entry', 'undecodable entries')} skipped (keys and reasons in meta.json)" \
         if res.skipped else "no entries skipped"
     if res.already:
-        options.say(f"{out} is already prepared: {res.count} images of {imsize}px, {skipped}; pass --force to rebuild it")
+        options.say(f"{out} is already prepared: {options.count(res.count, 'image')} of {imsize}px, {skipped}; pass --force to rebuild it")
     else:
         resumed = f", resumed at {res.resumed_from}" if res.resumed_from else ""
         speed = f"{res.rate:.0f} img/s with {res.workers} worker{'s' if res.workers != 1 else ''}{resumed}" \
             if res.workers else "only the files were left to finish"
-        options.say(f"prepared {res.count} images of {imsize}px in {out} in {res.elapsed_s:.1f}s ({speed}); {skipped}")
+        options.say(f"prepared {options.count(res.count, 'image')} of {imsize}px in {out} in {res.elapsed_s:.1f}s ({speed}); {skipped}")
     if res.preview is not None:
         options.say(f"preview: {res.preview}")
 

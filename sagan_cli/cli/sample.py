@@ -11,8 +11,10 @@ from sagan_cli.util.errors import SaganError
 
 
 def sample(
+    ctx: typer.Context,
     ckpt: str | None = options.ckpt_argument(),
-    n: int = typer.Option(64, "--n", min=1, max=100_000, help="Number of images (seeds 0..n-1) when --seeds is not given."),
+    n: int = typer.Option(64, "--n", min=1, max=100_000,
+                          help="Number of images, seeds 0..n-1 (with --interpolate: the seeds interpolated between, default 8)."),
     seeds: str | None = typer.Option(None, help="Seeds to draw, e.g. 0-63 or 1,5,9 (one image per seed)."),
     out: Path | None = typer.Option(None, help="Grid PNG to write (default: samples.png)."),
     outdir: Path | None = typer.Option(None, help="Write one PNG per image into this folder instead of a grid."),
@@ -32,6 +34,12 @@ def sample(
         raise SaganError("--out and --outdir conflict: a grid goes to --out, one file per image to --outdir")
     if interpolate is not None and outdir is not None:
         raise SaganError("--interpolate writes one sheet: use --out, not --outdir")
+    n_given = options.given(ctx, "n") == "COMMANDLINE"
+    if n_given and seeds is not None:
+        raise SaganError("--n and --seeds conflict: --n N draws seeds 0..N-1, --seeds names them; give one of them")
+    if interpolate is not None and nrow is not None:
+        raise SaganError("--nrow has no effect with --interpolate (each row is one interpolation, --interpolate "
+                         "images wide); drop --nrow")
     from sagan_cli.inspect import sample as core
     from sagan_cli.models.load import load_generator
     from sagan_cli.util.device import resolve_device
@@ -45,7 +53,7 @@ def sample(
     dev = resolve_device(device)
     G, cfg = load_generator(state, ema, dev)
     if interpolate is not None:
-        seed_list = seed_list or list(range(8))
+        seed_list = seed_list or list(range(n if n_given else 8))
         zs = core.interpolation_latents(seed_list, interpolate, cfg.z_dim, truncation)
         images = core.generate(G, zs, dev, batch)
         target = save_png(grid(images, nrow=interpolate), out or Path("interpolation.png"))

@@ -110,6 +110,9 @@ def train(
         if code:
             raise typer.Exit(code)
         return
+    if resume is not None and options.given(ctx, "name") == "COMMANDLINE":
+        raise SaganError("--name names a new run; a resumed run goes on in its own directory (drop --name, "
+                         "or copy the run directory to rename it)")
     if resume is not None and resume != "latest" and not Path(resume).exists():
         raise SaganError(f"--resume {resume}: no such checkpoint (use 'latest' or a path to a .pt file)")
     from sagan_cli.train.log import NullLogger, TrainLogger

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable
 
+from sagan_cli.util import sniff
 from sagan_cli.util.errors import SaganError
 
 PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -162,15 +163,17 @@ def read_state_dict(path: Path) -> dict:
     """``torch.load(weights_only=True)``; every failure is a one-line SaganError."""
     import torch
 
-    from sagan_cli.train.checkpoint import _unpickler_reason
-
+    head = sniff.read_head(path, f"cannot read {path}")
+    # torch.save writes zip archives, or (before PyTorch 1.6, as some published weights are) a pickle stream
+    if not head.startswith((sniff.ZIP, sniff.PICKLE)):
+        raise SaganError(f"{path} is not a PyTorch weights file: it is {sniff.describe(head)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise SaganError(f"{path}: refused to load, it holds pickled objects, not plain tensors "
-                         f"({_unpickler_reason(exc)})") from None
+                         f"({sniff.unpickler_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise SaganError(f"{path} is not a readable PyTorch weights file (truncated or corrupt: {type(exc).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -210,7 +210,7 @@ def load_checkpoint(path: str | Path) -> dict:
             warnings.simplefilter("ignore")
             ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise SaganError(f"{path}: refused to load, it holds pickled objects, not plain tensors ({_unpickler_reason(exc)})") from None
+        raise SaganError(f"{path}: refused to load, it holds pickled objects, not plain tensors ({sniff.unpickler_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise SaganError(f"{path} is not a readable checkpoint (truncated or corrupt: {type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
@@ -240,15 +240,3 @@ def check_resumable(ckpt: dict, path: str | Path) -> None:
     if missing:
         raise SaganError(f"{path} holds no training state ({', '.join(missing)} missing); "
                          "it can be sampled from but not resumed")
-
-
-def _unpickler_reason(exc: Exception) -> str:
-    """The informative line of torch's weights_only refusal (it is many lines long)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    for i, ln in enumerate(lines):
-        if "WeightsUnpickler error" in ln:
-            reason = ln.split("error:", 1)[-1].strip()
-            if not reason and i + 1 < len(lines):  # the reason sits on the next line
-                reason = lines[i + 1]
-            return reason.split(". ")[0][:200] or type(exc).__name__
-    return (lines[0] if lines else type(exc).__name__)[:200]

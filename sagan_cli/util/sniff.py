@@ -46,3 +46,15 @@ def describe(head: bytes) -> str:
     except UnicodeDecodeError:
         return "an unknown binary file"
     return "a text file" if text.isprintable() or "\n" in text else "an unknown binary file"
+
+
+def unpickler_reason(exc: Exception) -> str:
+    """The informative line of torch's weights_only refusal (it is many lines long)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        if "WeightsUnpickler error" in ln:
+            reason = ln.split("error:", 1)[-1].strip()
+            if not reason and i + 1 < len(lines):  # the reason sits on the next line
+                reason = lines[i + 1]
+            return reason.split(". ")[0][:200] or type(exc).__name__
+    return (lines[0] if lines else type(exc).__name__)[:200]
