@@ -245,6 +245,7 @@ CASES = [
     C("evaluate-real-stats-not-npz", "evaluate", "--real-stats notes.txt", "not an .npz statistics file", "text"),
     C("evaluate-weights-missing", "evaluate", "--inception-weights missing.pth", "--inception-weights missing.pth: no such file"),
     C("evaluate-weights-an-image", "evaluate", "--inception-weights image.png", "it is a PNG image", "png"),
+    C("evaluate-data-other-size", "evaluate", "ckpt.pt --data bad --num-gen 2", "generates 32px images but", "bad-data:wrong-size"),
     *_ckpt_cases("evaluate", "evaluate", "", only=("png", "truncated", "foreign", "payload")),
 ]
 

@@ -245,3 +245,14 @@ def test_resume_with_a_damaged_rng_state_is_one_line(tiny_dataset, tmp_path, cli
     torch.save(state, tmp_path / "bad-rng.pt")
     r = cli("train", "--resume", tmp_path / "bad-rng.pt", "--steps", "2", "--device", "cpu")
     assert_one_line_error(r, "random-generator state cannot be restored")
+
+
+def test_the_image_size_comes_from_data_when_imsize_is_not_given(cli, tiny_dataset, tmp_path):
+    i = TINY.index("--imsize")
+    no_imsize = TINY[:i] + TINY[i + 2 :]
+    r = cli("train", *no_imsize, "--data", tiny_dataset, "--steps", "1", "--batch", "8")
+    assert r.code == 0, r.stderr
+    assert json.loads((tmp_path / "runs/00000-tiny-32/config.json").read_text())["model"]["imsize"] == 32
+    # given, it must match: a 32-px dataset is not silently trained at 64 px
+    r = cli("train", *no_imsize, "--imsize", "64", "--data", tiny_dataset, "--steps", "1", "--batch", "8")
+    assert_one_line_error(r, "holds 32px images but --imsize is 64")

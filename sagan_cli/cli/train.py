@@ -48,7 +48,7 @@ def _config_fields(cls, params: dict) -> dict:
 def train(
     ctx: typer.Context,
     arch: str = typer.Option("dcgan", autocompletion=lambda: list(ARCHITECTURES), help=f"Architecture: {' | '.join(ARCHITECTURES)} (docs/model.md)."),
-    imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256."),
+    imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256 (default: the size of --data, else 64)."),
     data: Path | None = typer.Option(None, help="Prepared dataset directory (default: newest with this --imsize under ./data)."),
     steps: int = typer.Option(100_000, min=1, help="Train until this many G steps in total."),
     batch: int = typer.Option(64, min=1, help="Global batch size (images per D and per G step, split over processes)."),
@@ -94,6 +94,12 @@ def train(
     validate_device_string(device)
     model_opts = _config_fields(ModelConfig, ctx.params)
     train_opts = _config_fields(TrainConfig, ctx.params)
+    if resume is None and data is not None and options.given(ctx, "imsize") != "COMMANDLINE":
+        from sagan_cli.data.dataset import read_meta
+
+        size = (read_meta(Path(data)) or {}).get("imsize")  # a missing or broken dataset is reported later
+        if isinstance(size, int):
+            model_opts["imsize"] = size
     if resume is None:
         ModelConfig(**model_opts)  # every check that needs no data, before processes are started
     dist = distributed.context_from_env()

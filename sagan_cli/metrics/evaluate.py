@@ -134,6 +134,17 @@ def open_real(req: Request, state: dict | None, warn: Callable[[str], None]) -> 
                 fingerprint=fingerprint, count=count, num_real=num_real)
 
 
+def check_sizes(state: dict | None, real: Real | None) -> None:
+    """A checkpoint is scored against real images of the size it generates: the Inception resize would
+    make a 32-px generator and 64-px data comparable in shape only, not a number anyone reports."""
+    if state is None or real is None or real.images is None:
+        return
+    gen_size, real_size = int(state["model_config"]["imsize"]), int(real.images.shape[-1])
+    if gen_size != real_size:
+        raise SaganError(f"the checkpoint generates {gen_size}px images but the real ones ({real.description}) are {real_size}px; "
+                         f"score it against a {gen_size}px dataset (sagan prepare ... --imsize {gen_size})")
+
+
 def check_counts(metrics: tuple[str, ...], num_gen: int, real: Real | None) -> None:
     has_count = real is not None and (real.stats is None or real.stats.features is not None)
     for m in (METRICS[name] for name in metrics):
@@ -234,6 +245,7 @@ def evaluate(req: Request, console, say: Callable[[str], None], warn: Callable[[
     gen_source, info, run_dir, state = open_generated(req, device)
     need_real = any(m.needs_real for m in entries)
     real = open_real(req, state, warn) if need_real else None
+    check_sizes(state, real)
     check_counts(metrics, len(gen_source), real)
     if weights_path is None:  # only now: a typo in the arguments should not cost a 100 MB download
         import contextlib
