@@ -128,14 +128,18 @@ def train(
                           resume=resume,
                           outdir=outdir, data=data, device_spec=device, say=options.say, dist=dist,
                           dist_timeout=dist_timeout)
-    if dist.is_main:
-        logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
-    else:
-        logger = NullLogger()
+    logger = None
     try:
+        if dist.is_main:
+            logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
+        else:
+            logger = NullLogger()
         outcome = trainer.run(logger)
     finally:
-        logger.close()
+        if logger is not None:
+            logger.close()
+        if trainer.run_lock is not None:
+            trainer.run_lock.release()
     # Only after a clean finish: tearing down a group whose peer died can block (NCCL).
     distributed.shutdown()
     if not dist.is_main:

@@ -115,6 +115,7 @@ class Trainer:
         self._acc_n = 0
         self._stop_signal: int | None = None
         self.last_checkpoint: Path | None = None
+        self.run_lock = None  # rank 0's hold on the run directory (sagan_cli.train.runs.lock_run)
         self._last_ckpt_step = self.step if resume is not None else -1
 
     # ------------------------------------------------------------------ state

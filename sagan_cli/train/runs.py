@@ -2,13 +2,21 @@
 
 ``train`` creates run directories (the next free index, safe against a concurrent trainer);
 ``train --resume latest``, ``sample``, ``attn-map`` and ``evaluate`` resolve "latest", a run directory
-or a checkpoint path to one checkpoint file. What a run holds: docs/train.md.
+or a checkpoint path to one checkpoint file; one trainer at a time holds a run (``lock_run``). What a run
+holds: docs/train.md.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 from sagan_cli.train.checkpoint import LATEST, newest_checkpoint
 from sagan_cli.util.errors import SaganError
@@ -70,3 +78,48 @@ def run_dir_of(ckpt_path: Path) -> Path:
     if ckpt_path.parent.name == "checkpoints":
         return ckpt_path.parent.parent
     return ckpt_path.parent
+
+
+LOCK = ".lock"
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<run>/.lock``, held while one trainer writes the run. The kernel drops it when
+    the process dies however it dies (SIGKILL included), so a crashed trainer never leaves a run locked."""
+
+    def __init__(self, fd: int | None, path: Path, created: bool):
+        self.fd, self.path, self.created = fd, path, created
+
+    def release(self, remove: bool = False) -> None:
+        """Give the run back; ``remove``: also delete the lock file if this process created it (a run that
+        never started leaves nothing behind)."""
+        if self.fd is None:
+            return
+        if remove and self.created:
+            self.path.unlink(missing_ok=True)
+        os.close(self.fd)
+        self.fd = None
+
+
+def lock_run(run_dir: Path) -> RunLock:
+    """Take the run for this process, or a one-line error naming the process that has it."""
+    path = Path(run_dir) / LOCK
+    created = not path.exists()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise SaganError(f"cannot lock the run {run_dir} ({why(path, exc)})") from None
+    if fcntl is None:  # pragma: no cover - no flock on this platform: one trainer per run is then up to the user
+        return RunLock(fd, path, created)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        finally:
+            os.close(fd)
+        raise SaganError(f"run {run_dir} is in use by {holder or 'another process'} (a trainer holds its lock); "
+                         "wait for it to finish or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"PID {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return RunLock(fd, path, created)

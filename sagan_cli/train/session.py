@@ -12,7 +12,7 @@ from sagan_cli.data.dataset import find_latest_dataset, open_dataset
 from sagan_cli.train.log import require_tensorboard
 from sagan_cli.util.errors import SaganError
 from sagan_cli.train.checkpoint import check_resumable, load_checkpoint
-from sagan_cli.train.runs import latest_checkpoint, new_run_dir, run_dir_of
+from sagan_cli.train.runs import latest_checkpoint, lock_run, new_run_dir, run_dir_of
 
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 # What may change when a run is resumed; everything else is the run's identity.
@@ -54,11 +54,8 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     With several processes (``dist``) every rank validates the same way, joins the
     process group, and only rank 0 creates the run directory and speaks.
     """
-    import torch
-
-    from sagan_cli.util.device import resolve_device
     from sagan_cli.train import distributed
-    from sagan_cli.train.loop import Trainer
+    from sagan_cli.util.device import resolve_device
 
     dist = dist or distributed.SINGLE
     if not dist.is_main:
@@ -96,10 +93,32 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
     if tcfg.tensorboard:
         require_tensorboard()
+    # Rank 0 writes the run, so it holds the run's lock; taken after every check that needs no lock, so
+    # a refused command leaves nothing behind, and before anything of the run is read or written.
+    lock = lock_run(run_dir) if run_dir is not None and dist.is_main else None
+    try:
+        trainer = _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say)
+    except BaseException:
+        if lock is not None:
+            lock.release(remove=True)
+        raise
+    if lock is not None:
+        trainer.run_lock = lock
+    return trainer
+
+
+def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say):
+    """Join the process group, build the Trainer, make the run directory (new runs) and write config.json."""
+    import torch
+
+    from sagan_cli.train import distributed
+    from sagan_cli.train.loop import Trainer
+
     distributed.init(dist, device, dist_timeout)
     trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt, dist=dist)
     if run_dir is None and dist.is_main:
         trainer.run_dir = new_run_dir(outdir, tcfg.name)
+        trainer.run_lock = lock_run(trainer.run_dir)  # a new directory: nobody else can hold it yet
     n_g = sum(p.numel() for p in trainer.G.parameters())
     n_d = sum(p.numel() for p in trainer.D.parameters())
     from sagan_cli.util.device import describe
@@ -119,6 +138,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
             trainer.write_config(extra)
         except SaganError:
             if ckpt is None:  # a run that never started leaves no empty directory to skip a number for
+                trainer.run_lock.release(remove=True)
                 with contextlib.suppress(OSError):
                     trainer.run_dir.rmdir()
             raise
