@@ -163,8 +163,22 @@ def test_all_entries_undecodable(cli, tmp_path):
     directory, _ = make_lsun_lmdb(tmp_path / "bad", n=3, corrupt=(0, 1, 2))
     r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--out", "o")
     assert_one_line_error(r, "no image could be decoded")
-    with pytest.raises(SaganError, match="not a complete"):
-        open_dataset(tmp_path / "o")
+    assert not (tmp_path / "o").exists()  # nothing to resume: what the command made is gone
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--out", "o")
+    assert_one_line_error(r, "no image could be decoded")  # the same failure, not 'resuming o: 0 of 3'
+    assert "resuming" not in r.stdout
+
+
+def test_a_folder_where_nothing_decodes_leaves_no_files_in_an_out_folder_that_was_there(cli, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    for name in ("a.jpg", "b.png"):
+        (tmp_path / "imgs" / name).write_bytes(b"not an image")
+    (tmp_path / "mine").mkdir()
+    r = cli("prepare", "folder", tmp_path / "imgs", "--out", "mine", "--imsize", 16, "--workers", 1)
+    assert_one_line_error(r, "no image could be decoded")
+    assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []
+    with pytest.raises(SaganError, match="not a complete|no meta.json|not a prepared"):
+        open_dataset(tmp_path / "mine")
 
 
 def test_wrong_category_is_refused(cli, tmp_path, lsun_src):

@@ -10,6 +10,7 @@ atomically; a re-run of the same command continues from there. ``meta.json``
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
 import sys
@@ -215,6 +216,7 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             run = _Run(out, request, identity, target, state)
             say(f"resuming {out}: {run.written} of {target} images done, {run.consumed} of {len(source)} entries read")
         else:
+            made_dir = not out.exists()
             out.mkdir(parents=True, exist_ok=True)
             run = _Run(out, request, identity, target, None)
             run.commit(None)  # progress.json first: marks the directory as ours
@@ -225,6 +227,11 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             _fill(run, source, transform, opts, images_path, target, Reporter)
         if run.written == 0:
             first = run.skipped[0] if run.skipped else {"key": "?", "reason": "?"}
+            # nothing to resume: what this command created goes (a re-run would only fail the same way)
+            outdir.clear(out)
+            if status != "resume" and made_dir:
+                with contextlib.suppress(OSError):
+                    out.rmdir()
             raise SaganError(f"no image could be decoded from {source.label}: all {run.consumed} entries were skipped "
                              f"(first: {first['key']}: {first['reason']})")
         fingerprint = npyfile.finalise(images_path, run.written, opts.imsize)
