@@ -37,3 +37,11 @@ def test_cli_import_stays_light():
     """`sagan --help` and TAB must not pay for importing torch."""
     code = "import sys, sagan_cli.cli; sys.exit(int(any(m in sys.modules for m in ('torch', 'numpy', 'PIL'))))"
     assert subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(REPO))).returncode == 0
+
+
+def test_device_and_layers_complete_to_their_forms_not_to_file_names():
+    for command in ("train", "sample", "attn-map", "evaluate"):
+        assert _complete(f"sagan {command} --device ") == ["auto", "cpu", "cuda", "mps"]
+    assert _complete("sagan sample --device cuda:") == [f"cuda:{i}" for i in range(8)]
+    assert _complete("sagan attn-map --layers ") == ["all", "g", "d"]
+    assert _complete("sagan train --arch ") == ["dcgan"] and _complete("sagan train --loss ") == ["hinge"]

@@ -16,8 +16,17 @@ from sagan_cli.util.errors import SaganError
 ARGV: list[str] = []  # the words after `sagan`, for `train --nproc` to hand on to its processes
 
 
+DEVICES = ("auto", "cpu", "cuda", "mps")  # and cuda:N; what --device <TAB> offers
+
+
+def _complete_device(incomplete: str) -> list[str]:
+    """--device <TAB>: the forms, with cuda:0..cuda:7 once 'cuda:' is typed (no torch import: it is a keystroke)."""
+    forms = [*DEVICES, *(f"cuda:{i}" for i in range(8))] if incomplete.startswith("cuda:") else list(DEVICES)
+    return [f for f in forms if f.startswith(incomplete)]
+
+
 def device_option() -> typer.models.OptionInfo:
-    return typer.Option("auto", "--device", help=f"{DEVICE_HELP}.")
+    return typer.Option("auto", "--device", help=f"{DEVICE_HELP}.", autocompletion=_complete_device)
 
 
 def ckpt_argument() -> typer.models.ArgumentInfo:
