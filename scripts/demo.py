@@ -7,6 +7,7 @@ SAGAN_DEMO_STEPS / SAGAN_DEMO_COUNT shrink it (the test suite runs it that way).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,10 +18,36 @@ COUNT = int(os.environ.get("SAGAN_DEMO_COUNT", "6000"))
 OUT = Path(os.environ.get("SAGAN_DEMO_DIR", "demo"))
 
 
+class Interrupted(Exception):
+    """Ctrl-C reached the demo while a step ran; that step has been let finish its own way."""
+
+
 def sagan(*args) -> None:
+    """Run one `sagan` command and wait for it, Ctrl-C included.
+
+    The command runs in its own process group, so a Ctrl-C at the terminal reaches only this script,
+    which hands it on exactly once and waits: `sagan train` then writes its checkpoint and exits 0
+    (a second SIGINT, or a kill after a short wait as subprocess.run does, would lose it)."""
     cmd = [sys.executable, "-m", "sagan_cli", *map(str, args)]
     print(f"\n$ sagan {' '.join(map(str, args))}", flush=True)
-    subprocess.run(cmd, check=True)
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    asked: list[int] = []
+
+    def forward(signum, _frame):
+        if not asked:
+            asked.append(signum)
+            proc.send_signal(signum)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if asked:
+        raise Interrupted(f"sagan {args[0]}")
+    if code:
+        raise subprocess.CalledProcessError(code, cmd)
 
 
 def main() -> int:
@@ -42,6 +69,10 @@ def main() -> int:
     except subprocess.CalledProcessError as exc:
         print(f"demo failed at: {' '.join(map(str, exc.cmd[2:]))}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"demo interrupted during `{exc}` (it stopped cleanly: a training run keeps its checkpoint under "
+              f"{runs}); run `make demo` again to start over", file=sys.stderr)
+        return 130
     print(f"\ndemo finished in {time.time() - t0:.0f} s. Outputs:")
     for label, path in [
         ("dataset", data), ("dataset preview", data / "preview.png"), ("run directory", run),

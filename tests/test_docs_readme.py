@@ -59,3 +59,30 @@ def test_demo_script_runs_the_whole_workflow_small(tmp_path):
     for name in ("samples.png", "interpolation.png", "attn-map.png", "attn-maps.npz", "data/synthetic-32/preview.png"):
         assert (tmp_path / "demo" / name).exists(), name
     assert "demo finished" in r.stdout and "attention map" in r.stdout
+
+
+def test_ctrl_c_during_the_demo_lets_train_save_its_checkpoint_and_ends_in_one_line(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ, SAGAN_DEMO_STEPS="100000", SAGAN_DEMO_COUNT="128", SAGAN_DEMO_DIR=str(tmp_path / "demo"),
+               PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "demo.py")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "demo" / "runs" / "00000-demo"
+    t0 = time.monotonic()
+    while not (run / "config.json").exists():  # training has started
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() - t0 < 180, "training did not start"
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert err.startswith("demo interrupted during `sagan train`"), err
+    assert "interrupted at step" in out  # train's own Ctrl-C: checkpoint, exit 0
+    assert (run / "checkpoints" / "latest.pt").exists()
