@@ -25,3 +25,11 @@ def test_one_prepared_image_is_one_image(cli):
     assert "prepared 1 image of 16px" in r.stdout
     r = cli("prepare", "synthetic", "--count", "1", "--imsize", "16", "--out", "one", "--workers", "1")
     assert "already prepared: 1 image of 16px" in r.stdout
+
+
+def test_help_shows_flags_as_flags_not_as_options_taking_a_bool(cli):
+    for command in (["prepare", "synthetic"], ["train"], ["sample"], ["evaluate"], []):
+        r = cli(*command, "--help")
+        assert r.code == 0 and "<bool>" not in r.stdout, command
+    r = cli("prepare", "synthetic", "--help")
+    assert re.search(r"--force\s+Rebuild", r.stdout) and "<int range>" in r.stdout  # value options keep their type

@@ -16,6 +16,24 @@ import typer.core
 from sagan_cli.cli import attn_map, evaluate, options, prepare, sample, train
 from sagan_cli.util.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PEER_LOST, SaganError
 
+def _flags_show_no_type() -> None:
+    """Typer's help prints '<bool>' after every on/off flag (``--force <bool>``), which reads as if it took
+    a value, while ``--force true`` is an error: flags show no type column (Typer 0.2x's hook for it)."""
+    option = getattr(typer.core, "TyperOption", None)
+    original = getattr(option, "display_type_rich", None)
+    if original is None or getattr(original, "sagan_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if getattr(self, "is_flag", False) else original(self, ctx)
+
+    display_type_rich.sagan_flags = True
+    option.display_type_rich = display_type_rich
+
+
+_flags_show_no_type()
+
+
 class _InOrder(typer.core.TyperGroup):
     """Help lists the commands in the order of ``COMMANDS`` (Typer puts groups such as prepare last)."""
 
