@@ -20,6 +20,7 @@ import pytest
 from conftest import REPO
 
 
+@pytest.mark.slow  # a real bench run of both arms (~20 s); the saved-results checks below stay in the default run
 def test_train_bench_quick_writes_the_documented_keys(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
