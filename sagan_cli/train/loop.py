@@ -76,7 +76,7 @@ class Trainer:
         G, D = build(mcfg)
         self.G = G.to(device, memory_format=self.memory_format)
         self.D = D.to(device, memory_format=self.memory_format)
-        self.loss = losses.get(tcfg.loss)
+        self.loss = losses.LOSSES[tcfg.loss]  # TrainConfig has checked the name
         if dist.enabled and tcfg.sync_bn:
             dist_util.convert_sync_bn(self.G)
         betas = (tcfg.beta1, tcfg.beta2)

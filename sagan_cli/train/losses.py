@@ -35,8 +35,3 @@ LOSSES: dict[str, Loss] = {
     # The paper's eq. 4 (Lim & Ye 2017; Tran et al. 2017), as the authors' code and the port use it.
     "hinge": Loss(_hinge_d, _hinge_g, "hinge: D min E[relu(1-D(x))] + E[relu(1+D(G(z)))], G min -E[D(G(z))]"),
 }
-
-
-def get(name: str) -> Loss:
-    """The entry for ``name`` (TrainConfig has checked that it exists)."""
-    return LOSSES[name]
