@@ -1,6 +1,9 @@
-"""`sagan attn-map` figure: a planted attention lights up its key cell; layout, rings, normalisation, colour bar."""
+"""`sagan attn-map` figure: a planted attention lights up its key cell; layout, rings, normalisation, colour bar;
+text in a real font whose spaces show, inside the canvas and clear of panels and other text."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
@@ -9,7 +12,10 @@ from PIL import Image
 from attnmap_helpers import build_variant, set_sn_weight, trained_checkpoint
 
 from sagan_cli.inspect.attention import AttentionMaps
-from sagan_cli.inspect.figure import ALPHA, QUERY_COLOURS, colormap, figure, panel_origin, panel_scale
+from sagan_cli.inspect.figure import (
+    ALPHA, FONT_SIZE, LABEL_LINES, PAD, QUERY_COLOURS, colormap, figure, fitted, panel_origin, panel_scale, text_style,
+    title,
+)
 from sagan_cli.inspect.sample import latent
 
 SPOT = (1, 3)  # the key cell of the 4×4 layer g4 that every query is made to attend to
@@ -174,3 +180,137 @@ def test_colormap_is_a_ramp_of_rising_luminance():
     assert lum[-1] - lum[0] > 180
     np.testing.assert_array_equal(colormap(np.array([-1.0, 2.0])), colormap(np.array([0.0, 1.0])))
     assert len({tuple(c) for c in QUERY_COLOURS}) == len(QUERY_COLOURS)
+
+
+# --- text: a real font whose spaces show, laid out from its own metrics (issue #14 item 13) ---
+
+
+@pytest.fixture(params=["freetype", "bitmap"])
+def font_kind(request, monkeypatch):
+    """Text in Aileron through FreeType, or in the bitmap font as on a Pillow built without FreeType."""
+    from PIL import ImageFont, features
+
+    if request.param == "freetype" and not features.check("freetype2"):
+        pytest.skip("this Pillow has no FreeType")
+    if request.param == "bitmap":
+        def no_freetype(size=None):
+            if size is not None:
+                raise ImportError("The _imagingft C module is not installed")
+            return ImageFont.load_default_imagefont()
+        monkeypatch.setattr(ImageFont, "load_default", no_freetype)
+    text_style.cache_clear()
+    yield request.param
+    text_style.cache_clear()
+
+
+def many(n_q: int, n_s: int, layers: list[str], grid: int = 4, peak: float | None = None,
+         seeds: list[int] | None = None) -> AttentionMaps:
+    """A synthetic result with n_q queries, n_s seeds and the given layers (maps of grid×grid keys)."""
+    rng = np.random.default_rng(0)
+    queries = [(int(rng.integers(32)), int(rng.integers(32))) for _ in range(n_q)]
+    maps = {name: rng.random((n_s, n_q, grid, grid)).astype(np.float32) for name in layers}
+    if peak is not None:  # long value labels: "max 1.23e-05 = 0.0504/N"
+        maps = {name: (m / m.max() * peak).astype(np.float32) for name, m in maps.items()}
+    return AttentionMaps(
+        imsize=32, form="official", seeds=seeds or list(range(n_s)), queries=queries, layers=layers,
+        resolutions={n: 16 for n in layers}, key_grids={n: (grid, grid) for n in layers},
+        cells={n: queries for n in layers}, maps=maps, gammas={n: -1.234e-05 for n in layers},
+        images=rng.integers(0, 256, (n_s, 32, 32, 3), dtype=np.uint8), step=1234567,
+    )
+
+
+def blank_runs(ink_columns: np.ndarray) -> list[int]:
+    """Widths of the runs of ink-free columns between the first and the last inked column."""
+    xs = np.flatnonzero(ink_columns)
+    gaps = np.diff(xs) - 1
+    return gaps[gaps > 0].tolist()
+
+
+def test_the_font_is_truetype_and_its_spaces_advance(font_kind):
+    from PIL import ImageFont
+
+    style = text_style()
+    if font_kind == "freetype":
+        assert isinstance(style.font, ImageFont.FreeTypeFont) and style.font.size == FONT_SIZE
+    assert style.font.getlength("a b") > style.font.getlength("ab")
+    # a word space the eye sees: at least a quarter em, where Aileron's own is 2-3 px
+    assert style.width("a b") - style.width("ab") >= 0.25 * FONT_SIZE
+    assert style.width("EMA generator") >= style.width("EMA") + style.width("generator") + 3
+
+
+def test_every_space_of_the_title_is_a_visible_gap_in_the_pixels(font_kind):
+    result = synthetic(np.eye(4))
+    fig = figure(result)
+    style, head = text_style(), title(result)
+    row = fig[PAD:PAD + style.line]  # nothing but the title is drawn in these rows
+    ink = (row != 255).any(-1).any(0)
+    runs = blank_runs(ink)
+    word_gap = math.ceil(0.25 * FONT_SIZE)
+    assert sum(r >= word_gap for r in runs) == head.count(" "), (head, sorted(runs))
+    # the pixels span what the layout measured (which is what the figure's width is built from)
+    xs = np.flatnonzero(ink)
+    assert abs((xs[-1] + 1 - PAD) - style.width(head)) <= 1
+
+
+def _draw_log(monkeypatch):
+    """Record the bbox of every text, pasted image and rectangle the figure draws."""
+    from PIL import Image, ImageDraw
+
+    log = {"text": [], "box": []}
+    text, rectangle, paste = ImageDraw.ImageDraw.text, ImageDraw.ImageDraw.rectangle, Image.Image.paste
+
+    def logged_text(self, xy, s, *args, font=None, **kwargs):
+        log["text"].append((s, self.textbbox(xy, s, font=font)))
+        return text(self, xy, s, *args, font=font, **kwargs)
+
+    def logged_rectangle(self, xy, *args, **kwargs):
+        x0, y0, x1, y1 = xy
+        log["box"].append((x0, y0, x1 + 1, y1 + 1))
+        return rectangle(self, xy, *args, **kwargs)
+
+    def logged_paste(self, im, box=None, *args, **kwargs):
+        log["box"].append((box[0], box[1], box[0] + im.width, box[1] + im.height))
+        return paste(self, im, box, *args, **kwargs)
+
+    monkeypatch.setattr(ImageDraw.ImageDraw, "text", logged_text)
+    monkeypatch.setattr(ImageDraw.ImageDraw, "rectangle", logged_rectangle)
+    monkeypatch.setattr(Image.Image, "paste", logged_paste)
+    return log
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("case", ["1q-1s-1l", "3q-2s-2l", "long-labels"])
+def test_no_text_leaves_the_canvas_overlaps_text_or_crosses_a_panel(font_kind, case, monkeypatch):
+    result = {"1q-1s-1l": lambda: many(1, 1, ["g16"]),
+              "3q-2s-2l": lambda: many(3, 2, ["g16", "d8"]),
+              "long-labels": lambda: many(2, 2, ["g16"], grid=64, peak=1.234e-05, seeds=[123456789, 4294967295]),
+              }[case]()
+    log = _draw_log(monkeypatch)
+    fig = figure(result)
+    h, w = fig.shape[:2]
+    texts = log["text"]
+    assert {"attn-map:", "panel", "max", "seed", "gamma"} <= {s for s, _ in texts}
+    columns = [panel_origin(result, 0, c)[1] for c in range(1 + len(result.layers) * len(result.queries))]
+    line = text_style().line
+    labels = (PAD + line, panel_origin(result, len(result.seeds), 0)[0] - LABEL_LINES * line)  # below the title, above the bar
+    for i, (s, box) in enumerate(texts):
+        assert 0 <= box[0] and box[2] <= w and 0 <= box[1] and box[3] <= h, (s, box, (w, h))
+        for other, obox in texts[i + 1:]:
+            assert not _overlap(box, obox), (s, box, other, obox)
+        for rect in log["box"]:  # images, heat panels, colour bar, query swatches
+            assert not _overlap(box, rect), (s, box, rect)
+        if labels[0] < box[1] < labels[1]:  # a label above a panel stays over its own column
+            assert any(x <= box[0] and box[2] <= x + SIZE for x in columns), (s, box)
+
+
+def test_a_label_wider_than_its_panel_is_set_smaller_or_cut(font_kind):
+    label = "max 1.23e-05 = 0.0504/N"
+    style, text = fitted(label, SIZE)
+    assert style.width(text) <= SIZE
+    if font_kind == "freetype":
+        assert text == label and style.font.size < FONT_SIZE
+    style, text = fitted(label, 40)
+    assert text.endswith("..") and style.width(text) <= 40
