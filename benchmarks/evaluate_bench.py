@@ -12,7 +12,9 @@ Measures
   LAPACK is often much faster: threads that wait for each other lose their time slices);
   with ``--sqrtm``, the same for ``frechet_distance_sqrtm`` (`sagan evaluate --fid-sqrtm`: scipy.linalg.sqrtm
   of the product, as pytorch-fid computes it), on the same matrices;
-* mu/sigma from ``--stats-n`` features (float64 accumulation).
+* mu/sigma from ``--stats-n`` features (float64 accumulation);
+* with ``--swd N``, SWD (`sagan evaluate --swd`) of N generated against 2N real random images at
+  ``--imsize``: seconds feeding the pyramid/neighbourhood pass, and for the distances and the floor.
 
 Prints a table; ``--json OUT`` also writes the numbers to OUT. Not a test: nothing is asserted.
 
@@ -108,6 +110,23 @@ def stats_timing(n: int) -> dict:
     return {"features": n, "seconds": round(time.perf_counter() - start, 2)}
 
 
+def swd_timing(n: int, imsize: int, batch: int) -> dict:
+    import torch
+
+    from sagan_cli.metrics.swd import SWDAccumulator
+
+    images = torch.randint(0, 256, (batch, 3, imsize, imsize), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    start = time.perf_counter()
+    acc = SWDAccumulator(n, 2 * n, "cpu")
+    for side, count in (("generated", n), ("real", 2 * n)):
+        for first in range(0, count, batch):
+            acc.feed(side, images[: min(batch, count - first)])
+    fed = time.perf_counter()
+    acc.result()
+    done = time.perf_counter()
+    return {"images_per_side": n, "imsize": imsize, "feed_s": round(fed - start, 2), "distances_s": round(done - fed, 2)}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=48, help="images per extraction measurement (after warm-up)")
@@ -118,6 +137,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeat", type=int, default=3, help="FID timing repetitions")
     ap.add_argument("--sqrtm", action="store_true", help="also time FID by scipy.linalg.sqrtm (--fid-sqrtm)")
     ap.add_argument("--stats-n", type=int, default=5000, help="features for the mu/sigma timing")
+    ap.add_argument("--swd", type=int, default=0, metavar="N", help="also time SWD for N images per side (0: skip)")
     ap.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON to OUT")
     args = ap.parse_args(argv)
 
@@ -136,6 +156,8 @@ def main(argv=None) -> None:
         result["fid_2048_sqrtm"] = {"default_blas_threads": fid_timing_subprocess(args.repeat, False, sqrtm=True),
                                     "one_blas_thread": fid_timing_subprocess(args.repeat, True, sqrtm=True)}
     result["statistics"] = stats_timing(args.stats_n)
+    if args.swd:
+        result["swd"] = swd_timing(args.swd, args.imsize, args.batch)
     if hasattr(os, "getloadavg"):
         result["machine"]["load_avg_at_end"] = list(os.getloadavg())
 
@@ -149,6 +171,10 @@ def main(argv=None) -> None:
                              f"best of {f['repeat']}, median {f['median_s']:.2f} s"))
     s = result["statistics"]
     rows.append(("mu/sigma (float64)", f"{s['seconds']:.2f} s", f"{s['features']} × 2048 float32 features"))
+    if "swd" in result:
+        w = result["swd"]
+        rows.append(("SWD, CPU", f"{w['feed_s'] + w['distances_s']:.1f} s",
+                     f"{w['images_per_side']} per side at {w['imsize']}px: feed {w['feed_s']} s, distances {w['distances_s']} s"))
     width = max(len(r[0]) for r in rows)
     print(f"{'measurement':<{width}}  {'result':>12}  details")
     for name, value, detail in rows:

@@ -53,6 +53,7 @@ from bench_measure import (  # noqa: E402  (after the path set-up above)
     matmul_peaks, profile_ops, resolve_device, summarize, sync, time_alternating,
 )
 from bench_report import render, render_markdown  # noqa: E402
+from sagan_cli.util.images import IMSIZES  # noqa: E402
 
 VARIANTS = {
     "channels_last": "G, D and the input batch in channels_last memory format",
@@ -371,7 +372,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    ap.add_argument("--imsize", type=int, default=64, choices=(32, 64, 128, 256))
+    ap.add_argument("--imsize", type=int, default=64, choices=IMSIZES)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--conv-dim", type=int, default=64, help="G and D base width (default 64, the reference model)")
     ap.add_argument("--steps", type=int, default=None, help="timed samples per arm (default: 7 on CPU, 30 on CUDA)")

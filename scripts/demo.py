@@ -1,4 +1,4 @@
-"""`make demo`: the whole workflow on the built-in synthetic dataset, on CPU, in a few minutes.
+"""`make demo`: the whole workflow on the built-in synthetic dataset, on CPU.
 
 prepare synthetic (32 px) → train → sample → attention map. Outputs go under demo/.
 SAGAN_DEMO_STEPS / SAGAN_DEMO_COUNT shrink it (the test suite runs it that way).
@@ -55,10 +55,12 @@ def main() -> int:
     data = OUT / "data" / "synthetic-32"
     runs = OUT / "runs"
     every = max(STEPS // 4, 1)
+    print(f"demo: {STEPS} training steps of batch 64 on the CPU; `sagan train` prints how long they take on this "
+          "machine after its first logged step", flush=True)
     try:
         sagan("prepare", "synthetic", "--imsize", 32, "--count", COUNT, "--out", data, "--preview")
         sagan("train", "--imsize", 32, "--data", data, "--steps", STEPS, "--batch", 64, "--device", "cpu",
-              "--outdir", runs, "--name", "demo", "--log-every", max(STEPS // 12, 1), "--sample-every", every,
+              "--runs", runs, "--name", "demo", "--log-every", max(STEPS // 12, 1), "--sample-every", every,
               "--ckpt-every", every, "--ema-start", max(STEPS // 3, 0))
         run = sorted(p for p in runs.iterdir() if p.is_dir())[-1]
         ckpt = run / "checkpoints" / "latest.pt"

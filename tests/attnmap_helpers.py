@@ -28,7 +28,7 @@ def train_tiny(root: Path) -> Path:
     data = root / "data" / "tiny-32"
     save_dataset(data, make_images(64, 32), source="test", category=None, split=None)
     args = ["train", *TINY, "--data", str(data), "--steps", "3", "--batch", "8", "--ema-start", "1",
-            "--outdir", str(root / "runs")]
+            "--runs", str(root / "runs")]
     try:
         main(args)
     except SystemExit as exc:
@@ -62,9 +62,11 @@ def build_variant(trained: Path, out: Path, edit=None, seed: int = 0, **model) -
     return out
 
 
-def reference_weights(ckpt: Path, seed: int, ema: bool = True) -> tuple[ModelConfig, dict]:
-    """The attention matrices of the explicit path, computed here without sagan_cli.inspect.attention."""
+def reference_weights(ckpt: Path, seed: int, ema: bool = True, standing: bool = True) -> tuple[ModelConfig, dict]:
+    """The attention matrices of the explicit path, computed here without sagan_cli.inspect.attention
+    (``standing``: G's BatchNorm statistics re-estimated first, as attn-map does by default)."""
     from sagan_cli.inspect.sample import latent
+    from sagan_cli.models.standing import apply_standing_stats, training_batch
 
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     cfg = ModelConfig.from_dict(state["model_config"])
@@ -72,6 +74,8 @@ def reference_weights(ckpt: Path, seed: int, ema: bool = True) -> tuple[ModelCon
     G.load_state_dict(state["G_ema"] if ema else state["G"])
     D.load_state_dict(state["D"])
     G.eval(), D.eval()
+    if standing:
+        apply_standing_stats(G, cfg.z_dim, training_batch(state))
     weights: dict = {}
     with torch.no_grad():
         image = G(latent(seed, cfg.z_dim)[None], attn_weights=weights)

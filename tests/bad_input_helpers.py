@@ -81,6 +81,16 @@ def _foreign_dir(ws):
     (ws / "mine" / "thesis.tex").write_text("precious")
 
 
+def _images(ws, name, files):
+    """``ws/name/``: each ``file name -> (side, or None for bytes that are no image)``."""
+    (ws / name).mkdir()
+    for file, side in files.items():
+        if side is None:
+            (ws / name / file).write_bytes(b"not an image")
+        else:
+            Image.new("RGB", (side, side), (90, 30, 200)).save(ws / name / file)
+
+
 def _garbage_lmdb(ws):
     (ws / "garbage").mkdir()
     (ws / "garbage" / "data.mdb").write_bytes(b"\0" * 100)
@@ -106,9 +116,14 @@ SETUPS = {
     "noema": lambda ws: _save(_ckpt(ws) | {"G_ema": None}, ws / "noema.pt"),
     "no-d-attn": lambda ws: _save(_with_config(ws, d_attn=[]), ws / "no-d-attn.pt"),
     "no-runs": lambda ws: shutil.rmtree(ws / "runs"),
+    "fresh-run": lambda ws: (ws / "fresh").mkdir() or (ws / "fresh" / "metrics.jsonl").write_text(""),
     "other-data": lambda ws: save_dataset(ws / "data" / "other-32", make_images(64, 32, seed=1)),
     "foreign-dir": _foreign_dir,
     "garbage-lmdb": _garbage_lmdb,
+    "tiny-images": lambda ws: _images(ws, "tiny", {"a.png": 10, "b.png": 12}),
+    "small-data": lambda ws: save_dataset(ws / "small", make_images(16, 8)),
+    "junk-images": lambda ws: _images(ws, "junk", {"a.png": None, "b.jpg": None}),
+    "mixed-images": lambda ws: _images(ws, "mixed", {"a.png": 8, "b.png": None, "c.png": 8}),
     "bridge-lmdb": lambda ws: _lmdb(ws, "bridge_train_lmdb"),
     "bridge-zip": lambda ws: (ws / "bridge_train_lmdb.zip").write_bytes(b"PK"),
     "nodata-zip": lambda ws: zipfile.ZipFile(ws / "nodata.zip", "w").close(),

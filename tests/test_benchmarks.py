@@ -133,3 +133,16 @@ def test_loader_bench_does_not_call_a_memory_backed_read_cold(tmp_path):
         pytest.skip("no writable tmpfs at /dev/shm")
     res = _loader_bench(tmp_path, "--cold", env=dict(os.environ, TMPDIR="/dev/shm"))
     assert res["cold"] is False and "kept the file's pages cached" in res["cache"], res
+
+
+def test_standing_bench_reports_the_three_modes_and_the_data(cli, tiny_dataset, tmp_path):
+    from conftest import TINY
+
+    assert cli("train", *TINY, "--data", tiny_dataset, "--steps", "3", "--batch", "8", "--ema-start", "1").code == 0
+    ckpt = tmp_path / "runs/00000-tiny-32/checkpoints/latest.pt"
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks/standing_bench.py"), str(ckpt), "--data", str(tiny_dataset),
+                        "--num", "16", "--json", "-"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out["modes"]) == {"eval", "standing", "batch"} and out["standing"]["batch"] == 8
+    assert out["modes"]["eval"]["mean_abs_diff_vs_standing"] > 0 and "mirror_error" in out["data"]

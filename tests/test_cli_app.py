@@ -20,11 +20,11 @@ def test_help_lists_the_commands_in_workflow_order(cli):
 
 
 def test_one_prepared_image_is_one_image(cli):
-    r = cli("prepare", "synthetic", "--count", "1", "--imsize", "16", "--out", "one", "--workers", "1")
+    r = cli("prepare", "synthetic", "--count", "1", "--imsize", "32", "--out", "one", "--workers", "1")
     assert r.code == 0, r.stderr
-    assert "prepared 1 image of 16px" in r.stdout
-    r = cli("prepare", "synthetic", "--count", "1", "--imsize", "16", "--out", "one", "--workers", "1")
-    assert "already prepared: 1 image of 16px" in r.stdout
+    assert "prepared 1 image of 32px" in r.stdout
+    r = cli("prepare", "synthetic", "--count", "1", "--imsize", "32", "--out", "one", "--workers", "1")
+    assert "already prepared: 1 image of 32px" in r.stdout
 
 
 def test_help_shows_flags_as_flags_not_as_options_taking_a_bool(cli):

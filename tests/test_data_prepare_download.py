@@ -21,15 +21,15 @@ def test_download_resumes_an_interrupted_transfer_and_prepares(cli, tmp_path, zi
     with FileServer(zip_bytes, f"{STEM}.zip") as server:
         monkeypatch.setenv("SAGAN_LSUN_URL", server.base)
         server.cut_next = True  # the first response stops half-way through
-        r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 16, "--workers", 1)
+        r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 32, "--workers", 1)
     assert r.code == 0, r.stderr
     half = len(zip_bytes) // 2
     assert server.ranges == [None, f"bytes={half}-"]
     assert (tmp_path / "data" / "lsun" / f"{STEM}.zip").read_bytes() == zip_bytes
     assert not (tmp_path / "data" / "lsun" / f"{STEM}.zip.part").exists()
-    assert len(open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-16")) == 9
+    assert len(open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-32")) == 9
     # the same command again: nothing is downloaded or rebuilt
-    r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 16)
+    r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 32)
     assert r.code == 0 and "already prepared" in r.stdout
 
 
@@ -39,7 +39,7 @@ def test_download_continues_a_part_file_left_by_an_earlier_run(cli, tmp_path, zi
     (lsun_dir / f"{STEM}.zip.part").write_bytes(zip_bytes[:1000])
     with FileServer(zip_bytes, f"{STEM}.zip") as server:
         monkeypatch.setenv("SAGAN_LSUN_URL", server.base)
-        r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 16, "--out", "o")
+        r = cli("prepare", "lsun", CATEGORY, "--download", "--imsize", 32, "--out", "o")
     assert r.code == 0, r.stderr
     assert server.ranges == ["bytes=1000-"]
     assert "resuming at" in r.stdout

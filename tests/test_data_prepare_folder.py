@@ -30,12 +30,12 @@ def _tree(root):
 
 def test_folder_recursive_sorted_with_skips(cli, tmp_path):
     values = _tree(tmp_path / "photos")
-    r = cli("prepare", "folder", "photos", "--imsize", 24, "--workers", 1)
+    r = cli("prepare", "folder", "photos", "--imsize", 32, "--workers", 1)
     assert r.code == 0, r.stderr
-    ds = open_dataset(tmp_path / "data" / "folder-photos-24")
+    ds = open_dataset(tmp_path / "data" / "folder-photos-32")
     order = ["a/deeper/y.bmp", "a/x.webp", "a.JPG", "a.png", "b.png", "c/z.jpeg"]  # sorted by path components
     # reference() sorts its keys, so feed them as numbered keys in the expected order
-    expected, _ = reference({f"{i:03d}".encode(): values[rel] for i, rel in enumerate(order)}, 24)
+    expected, _ = reference({f"{i:03d}".encode(): values[rel] for i, rel in enumerate(order)}, 32)
     np.testing.assert_array_equal(np.asarray(ds.images), expected)
     assert ds.meta["skipped_count"] == 1
     assert ds.meta["skipped"][0]["key"] == "a/broken.jpg"
@@ -49,12 +49,12 @@ def test_folder_modes_and_alpha(cli, tmp_path):
     from PIL import Image
 
     (tmp_path / "imgs").mkdir()
-    rgba = Image.new("RGBA", (20, 10), (10, 200, 30, 0))
+    rgba = Image.new("RGBA", (40, 20), (10, 200, 30, 0))
     buf = io.BytesIO()
     rgba.save(buf, "PNG")
     (tmp_path / "imgs" / "rgba.png").write_bytes(buf.getvalue())
-    Image.new("L", (10, 20), 77).save(tmp_path / "imgs" / "grey.png")
-    r = cli("prepare", "folder", "imgs", "--imsize", 8, "--out", "o")
+    Image.new("L", (20, 40), 77).save(tmp_path / "imgs" / "grey.png")
+    r = cli("prepare", "folder", "imgs", "--imsize", 32, "--out", "o")
     assert r.code == 0, r.stderr
     ims = np.asarray(open_dataset(tmp_path / "o").images)
     assert (ims[0] == 77).all()  # greyscale expanded to RGB

@@ -50,48 +50,48 @@ def test_lmdb_and_zip_give_the_same_images_as_pillow(cli, tmp_path, lsun_src):
 def test_default_out_and_source_found_in_lsun_dir(cli, tmp_path, lsun_src):
     directory, _ = lsun_src
     make_zip(directory, tmp_path / "dl.zip")
-    r = cli("prepare", "lsun", CATEGORY, "--zip", "dl.zip", "--imsize", 16, "--workers", 1)
+    r = cli("prepare", "lsun", CATEGORY, "--zip", "dl.zip", "--imsize", 32, "--workers", 1)
     assert r.code == 0, r.stderr
-    assert open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-16").imsize == 16
+    assert open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-32").imsize == 32
     # no source option: the copy unpacked under data/lsun is found; val gets its own default directory
-    r = cli("prepare", "lsun", CATEGORY, "--imsize", 24, "--workers", 1)
+    r = cli("prepare", "lsun", CATEGORY, "--imsize", 64, "--workers", 1)
     assert r.code == 0, r.stderr
     assert "unpacked earlier" in r.stdout
-    assert len(open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-24")) == 69
+    assert len(open_dataset(tmp_path / "data" / f"lsun-{CATEGORY}-64")) == 69
     val = directory.parent / f"{CATEGORY}_val_lmdb"
     directory.rename(val)
-    r = cli("prepare", "lsun", CATEGORY, "--split", "val", "--lmdb", val, "--imsize", 16, "--workers", 1)
+    r = cli("prepare", "lsun", CATEGORY, "--split", "val", "--lmdb", val, "--imsize", 32, "--workers", 1)
     assert r.code == 0, r.stderr
-    assert json.loads((tmp_path / "data" / f"lsun-{CATEGORY}-val-16" / "meta.json").read_text())["split"] == "val"
+    assert json.loads((tmp_path / "data" / f"lsun-{CATEGORY}-val-32" / "meta.json").read_text())["split"] == "val"
 
 
 def test_zip_unpacked_once(cli, tmp_path, lsun_src):
     directory, _ = lsun_src
     zip_path = make_zip(directory, tmp_path / "a.zip")
-    assert cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 16, "--out", "o1").code == 0
-    r = cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 16, "--out", "o2")
+    assert cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 32, "--out", "o1").code == 0
+    r = cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 32, "--out", "o2")
     assert r.code == 0 and "unpacked from a.zip earlier" in r.stdout
 
 
 def test_crop_none_and_other_filters(cli, tmp_path, lsun_src):
     directory, values = lsun_src
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 20, "--crop", "none",
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--crop", "none",
             "--resample", "bicubic", "--out", "o", "--workers", 1)
     assert r.code == 0, r.stderr
-    expected, _ = reference(values, 20, crop="none", resample="bicubic")
+    expected, _ = reference(values, 32, crop="none", resample="bicubic")
     ds = open_dataset(tmp_path / "o")
     np.testing.assert_array_equal(np.asarray(ds.images), expected)
     assert (ds.meta["crop"], ds.meta["resample"]) == ("none", "bicubic")
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 20, "--resample", "box", "--out", "b")
-    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "b").images), reference(values, 20, resample="box")[0])
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--resample", "box", "--out", "b")
+    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "b").images), reference(values, 32, resample="box")[0])
 
 
 def test_max_images_counts_good_images(cli, tmp_path, lsun_src):
     directory, values = lsun_src
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--max-images", 7, "--out", "o")
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--max-images", 7, "--out", "o")
     assert r.code == 0, r.stderr
     ds = open_dataset(tmp_path / "o")
-    expected, _ = reference(values, 16)
+    expected, _ = reference(values, 32)
     assert len(ds) == 7
     np.testing.assert_array_equal(np.asarray(ds.images), expected[:7])
     # entries read = up to and including the 7th good one in key order (the corrupt one counts if before it)
@@ -105,7 +105,7 @@ def test_max_images_counts_good_images(cli, tmp_path, lsun_src):
 def test_zip_with_parent_member_is_refused(cli, tmp_path, lsun_src):
     directory, _ = lsun_src
     zip_path = make_zip(directory, tmp_path / "evil.zip", extra={"../escaped.txt": b"pwned"})
-    r = cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 16, "--lsun-dir", "unpack/here")
+    r = cli("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 32, "--lsun-dir", "unpack/here")
     assert_one_line_error(r, "refusing", "../escaped.txt")
     assert not (tmp_path / "unpack" / "escaped.txt").exists()
     assert not (tmp_path / "escaped.txt").exists()
@@ -174,7 +174,7 @@ def test_a_folder_where_nothing_decodes_leaves_no_files_in_an_out_folder_that_wa
     for name in ("a.jpg", "b.png"):
         (tmp_path / "imgs" / name).write_bytes(b"not an image")
     (tmp_path / "mine").mkdir()
-    r = cli("prepare", "folder", tmp_path / "imgs", "--out", "mine", "--imsize", 16, "--workers", 1)
+    r = cli("prepare", "folder", tmp_path / "imgs", "--out", "mine", "--imsize", 32, "--workers", 1)
     assert_one_line_error(r, "no image could be decoded")
     assert (tmp_path / "mine").is_dir() and list((tmp_path / "mine").iterdir()) == []
     with pytest.raises(SaganError, match="not a complete|no meta.json|not a prepared"):
@@ -200,10 +200,10 @@ def test_other_start_methods_give_the_same_bytes(cli, tmp_path, lsun_src, monkey
 
     directory, values = lsun_src
     monkeypatch.setattr(prepare, "_pool_context", lambda: multiprocessing.get_context(method))
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--workers", 2, "--out", "o")
     assert r.code == 0, r.stderr
     assert "2 workers" in r.stdout
-    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 16)[0])
+    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 32)[0])
 
 
 def test_a_worker_that_dies_is_one_line_and_resumable(cli, tmp_path, lsun_src, monkeypatch):
@@ -214,14 +214,14 @@ def test_a_worker_that_dies_is_one_line_and_resumable(cli, tmp_path, lsun_src, m
     directory, values = lsun_src
     real = prepare.process_chunk
     monkeypatch.setattr(prepare, "process_chunk", prepare_helpers.die_in_worker)
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--workers", 2, "--out", "o")
     assert_one_line_error(r, "worker process died", "re-run")
     with pytest.raises(SaganError):
         open_dataset(tmp_path / "o")
     monkeypatch.setattr(prepare, "process_chunk", real)
-    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 2, "--out", "o")
+    r = cli("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--workers", 2, "--out", "o")
     assert r.code == 0, r.stderr
-    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 16)[0])
+    np.testing.assert_array_equal(np.asarray(open_dataset(tmp_path / "o").images), reference(values, 32)[0])
 
 
 def test_categories_complete_and_prepare_cli_imports_stay_light():

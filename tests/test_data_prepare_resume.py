@@ -21,7 +21,7 @@ from sagan_cli.data.dataset import open_dataset
 from sagan_cli.data.prepare.synthetic import render
 from sagan_cli.util.errors import SaganError
 
-SYN = ("prepare", "synthetic", "--imsize", 16, "--count", 1000, "--workers", 1, "--out", "ds")
+SYN = ("prepare", "synthetic", "--imsize", 32, "--count", 1000, "--workers", 1, "--out", "ds")
 
 
 def _refused(path):
@@ -70,7 +70,7 @@ def test_interrupt_then_rerun_resumes_to_identical_bytes(cli, tmp_path, monkeypa
 
 def test_resume_keeps_skip_records(cli, tmp_path, monkeypatch, commit_every_chunk):
     directory, _ = make_lsun_lmdb(tmp_path / "src", n=70, corrupt=(5, 60))
-    args = ("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 16, "--workers", 1, "--out")
+    args = ("prepare", "lsun", CATEGORY, "--lmdb", directory, "--imsize", 32, "--workers", 1, "--out")
     assert cli(*args, "whole").code == 0
     restore = _fail_on_call(monkeypatch, prepare, "process_chunk", 2, KeyboardInterrupt())
     assert cli(*args, "ds").code == 130
@@ -141,15 +141,15 @@ def test_finished_dataset_is_not_rebuilt_unless_forced(cli, tmp_path):
 
 def test_different_options_into_the_same_out(cli, tmp_path, monkeypatch, commit_every_chunk):
     assert cli(*SYN).code == 0
-    r = cli("prepare", "synthetic", "--imsize", 16, "--count", 1000, "--seed", 1, "--out", "ds")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--count", 1000, "--seed", 1, "--out", "ds")
     assert_one_line_error(r, "made differently", "seed 0 → 1", "--force")
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 1000, "--seed", 1, "--out", "ds", "--force").code == 0
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 1000, "--seed", 1, "--out", "ds", "--force").code == 0
     assert open_dataset(tmp_path / "ds").meta["seed"] == 1
     # an unfinished one made with other options is not silently mixed either
     restore = _fail_on_call(monkeypatch, prepare, "process_chunk", 2, KeyboardInterrupt())
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 900, "--out", "part", "--workers", 1).code == 130
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 900, "--out", "part", "--workers", 1).code == 130
     restore()
-    assert_one_line_error(cli("prepare", "synthetic", "--imsize", 16, "--count", 800, "--out", "part"), "unfinished", "count 900 → 800")
+    assert_one_line_error(cli("prepare", "synthetic", "--imsize", 32, "--count", 800, "--out", "part"), "unfinished", "count 900 → 800")
 
 
 def test_foreign_directory_is_never_touched(cli, tmp_path):
@@ -180,7 +180,7 @@ def test_disk_full_while_recording_progress_then_resume(cli, tmp_path, monkeypat
     restore()
     r = cli(*SYN)
     assert r.code == 0 and "resuming" in r.stdout
-    np.testing.assert_array_equal(open_dataset(tmp_path / "ds").images[999], render(0, 999, 16))
+    np.testing.assert_array_equal(open_dataset(tmp_path / "ds").images[999], render(0, 999, 32))
 
 
 def test_disk_full_while_writing_meta(cli, tmp_path, monkeypatch):
@@ -238,9 +238,9 @@ def test_preview_grid(cli, tmp_path):
     r = cli(*SYN, "--preview")
     assert r.code == 0 and "preview:" in r.stdout
     grid = np.asarray(Image.open(tmp_path / "ds" / "preview.png"))
-    assert grid.shape == (8 * 18 + 2, 8 * 18 + 2, 3)  # 64 tiles of 16px, 2px gaps
-    np.testing.assert_array_equal(grid[2:18, 2:18], render(0, 0, 16).transpose(1, 2, 0))
-    np.testing.assert_array_equal(grid[-18:-2, -18:-2], render(0, 63, 16).transpose(1, 2, 0))
+    assert grid.shape == (8 * 34 + 2, 8 * 34 + 2, 3)  # 64 tiles of 32px, 2px gaps
+    np.testing.assert_array_equal(grid[2:34, 2:34], render(0, 0, 32).transpose(1, 2, 0))
+    np.testing.assert_array_equal(grid[-34:-2, -34:-2], render(0, 63, 32).transpose(1, 2, 0))
     (tmp_path / "ds" / "preview.png").unlink()
     r = cli(*SYN, "--preview")  # already prepared: the preview is still written
     assert "already prepared" in r.stdout and (tmp_path / "ds" / "preview.png").exists()
@@ -251,12 +251,12 @@ def test_a_source_that_changed_is_not_resumed(cli, tmp_path, monkeypatch, commit
 
     (tmp_path / "imgs").mkdir()
     for i in range(40):
-        Image.new("RGB", (12, 10), (i, 2 * i, 3 * i)).save(tmp_path / "imgs" / f"{i:03d}.png")
+        Image.new("RGB", (24, 20), (i, 2 * i, 3 * i)).save(tmp_path / "imgs" / f"{i:03d}.png")
     restore = _fail_on_call(monkeypatch, prepare, "process_chunk", 2, KeyboardInterrupt())
-    assert cli("prepare", "folder", "imgs", "--imsize", 8, "--workers", 1, "--out", "o").code == 130
+    assert cli("prepare", "folder", "imgs", "--imsize", 32, "--workers", 1, "--out", "o").code == 130
     restore()
-    Image.new("RGB", (12, 10)).save(tmp_path / "imgs" / "new.png")
-    r = cli("prepare", "folder", "imgs", "--imsize", 8, "--out", "o")
+    Image.new("RGB", (24, 20)).save(tmp_path / "imgs" / "new.png")
+    r = cli("prepare", "folder", "imgs", "--imsize", 32, "--out", "o")
     assert_one_line_error(r, "source changed", "entries 40 → 41", "--force")
-    r = cli("prepare", "folder", "imgs", "--imsize", 8, "--out", "o", "--force")
+    r = cli("prepare", "folder", "imgs", "--imsize", 32, "--out", "o", "--force")
     assert r.code == 0 and len(open_dataset(tmp_path / "o")) == 41

@@ -18,9 +18,9 @@ def test_synthetic_default_out_and_train_finds_it(cli, tmp_path):
 
 
 def test_synthetic_is_deterministic_and_seed_dependent(cli, tmp_path):
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 600, "--seed", 3, "--out", "a", "--workers", 1).code == 0
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 600, "--seed", 3, "--out", "b", "--workers", 2).code == 0
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 600, "--seed", 4, "--out", "c").code == 0
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 600, "--seed", 3, "--out", "a", "--workers", 1).code == 0
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 600, "--seed", 3, "--out", "b", "--workers", 2).code == 0
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 600, "--seed", 4, "--out", "c").code == 0
     a = (tmp_path / "a" / "images.npy").read_bytes()
     assert a == (tmp_path / "b" / "images.npy").read_bytes()
     assert a != (tmp_path / "c" / "images.npy").read_bytes()
@@ -38,7 +38,7 @@ def test_synthetic_scenes_are_mirrored_and_varied():
 
 
 def test_synthetic_default_count_is_10000(cli, tmp_path):
-    r = cli("prepare", "synthetic", "--imsize", 8, "--max-images", 5, "--out", "o")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--max-images", 5, "--out", "o")
     assert r.code == 0, r.stderr
     meta = open_dataset(tmp_path / "o").meta
     assert meta["count"] == 5 and meta["source_entries"] == 10_000

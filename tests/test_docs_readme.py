@@ -10,7 +10,7 @@ from prepare_helpers import make_lsun_lmdb, make_zip
 
 # Heavy values in the README and what the test runs instead.
 SHRINK = {"--steps 100000": "--steps 2", "--steps 200000": "--steps 3",
-          "--num-gen 50000": "--num-gen 10 --batch 5 --device cpu"}
+          "--num 50000": "--num 10 --batch 5 --device cpu"}
 
 
 def readme_commands(section: str) -> list[str]:
@@ -59,6 +59,7 @@ def test_demo_script_runs_the_whole_workflow_small(tmp_path):
     for name in ("samples.png", "interpolation.png", "attn-map.png", "attn-maps.npz", "data/synthetic-32/preview.png"):
         assert (tmp_path / "demo" / name).exists(), name
     assert "demo finished" in r.stdout and "attention map" in r.stdout
+    assert "expected: about" in r.stdout and "more for the remaining 3 steps" in r.stdout  # train's estimate
 
 
 def test_ctrl_c_during_the_demo_lets_train_save_its_checkpoint_and_ends_in_one_line(tmp_path):

@@ -183,13 +183,13 @@ def toy_source(monkeypatch):
 
 
 def test_a_registered_source_is_prepared_through_the_cli(cli, toy_source, tmp_path):
-    r = cli("prepare", "stripes", "--count", "10", "--width", "4", "--imsize", "16", "--out", "data/st")
+    r = cli("prepare", "stripes", "--count", "10", "--width", "4", "--imsize", "32", "--out", "data/st")
     assert r.code == 0, r.stderr
-    assert "prepared 9 images of 16px" in r.stdout and "1 undecodable entry skipped" in r.stdout
-    ds = open_dataset(tmp_path / "data" / "st", 16)
+    assert "prepared 9 images of 32px" in r.stdout and "1 undecodable entry skipped" in r.stdout
+    ds = open_dataset(tmp_path / "data" / "st", 32)
     assert len(ds) == 9
     assert ds.images[0, 0, 0, :8].tolist() == [200] * 4 + [0] * 4  # index 0: red channel striped
     meta = json.loads((tmp_path / "data" / "st" / "meta.json").read_text())
     assert meta["source"] == "stripes" and meta["skipped"] == [{"key": "3", "reason": "missing value"}]
-    r = cli("prepare", "stripes", "--count", "10", "--width", "4", "--imsize", "16", "--out", "data/st")
+    r = cli("prepare", "stripes", "--count", "10", "--width", "4", "--imsize", "32", "--out", "data/st")
     assert r.code == 0 and "already prepared" in r.stdout

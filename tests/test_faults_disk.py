@@ -156,9 +156,9 @@ def test_a_real_failing_write_inside_torch_save_is_one_line(tmp_path, tmp_path_f
 
 
 def test_a_real_failing_write_while_preparing_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "sagan_cli", "prepare", "synthetic", "--imsize", "16", "--count", "5000",
+    r = subprocess.run([sys.executable, "-m", "sagan_cli", "prepare", "synthetic", "--imsize", "32", "--count", "5000",
                         "--out", "ds"], cwd=tmp_path, env=sagan_env(), capture_output=True, text=True, timeout=120,
-                       preexec_fn=_file_size_limit(1 << 20))  # images.npy needs 3.8 MB
+                       preexec_fn=_file_size_limit(1 << 20))  # images.npy needs 15 MB
     assert_one_line_error(r, "cannot write the dataset in ds", "File too large")
     from sagan_cli.data.dataset import open_dataset
     from sagan_cli.util.errors import SaganError
@@ -169,7 +169,7 @@ def test_a_real_failing_write_while_preparing_is_one_line(tmp_path):
 
 # ------------------------------------------------------------------ sample / attn-map outputs
 @pytest.mark.parametrize("args,target", [
-    (["sample", "--n", 4, "--out", "grid.png"], "grid.png"),
+    (["sample", "-n", 4, "--out", "grid.png"], "grid.png"),
     (["sample", "--seeds", "0-3", "--outdir", "imgs"], "imgs/seed000002.png"),
     (["sample", "--interpolate", 3, "--seeds", "0-1", "--out", "lerp.png"], "lerp.png"),
     (["attn-map", "--query", "3,4", "--out", "map.png"], "map.png"),
@@ -207,7 +207,7 @@ def test_disk_full_while_finishing_images_npy_then_rerun(cli, tmp_path, monkeypa
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(npyfile, "finalise", finalise)
-    args = ("prepare", "synthetic", "--imsize", 16, "--count", 300, "--workers", 1, "--out", "ds")
+    args = ("prepare", "synthetic", "--imsize", 32, "--count", 300, "--workers", 1, "--out", "ds")
     r = cli(*args)
     assert_one_line_error(r, "disk full while writing ds", "re-run the same command to resume")
     assert not (tmp_path / "ds" / "meta.json").exists()
@@ -215,14 +215,14 @@ def test_disk_full_while_finishing_images_npy_then_rerun(cli, tmp_path, monkeypa
     r = cli(*args)
     assert r.code == 0, r.stderr
     assert "resuming" in r.stdout and "only the files were left to finish" in r.stdout
-    np.testing.assert_array_equal(open_dataset(tmp_path / "ds").images[299], render(0, 299, 16))
+    np.testing.assert_array_equal(open_dataset(tmp_path / "ds").images[299], render(0, 299, 32))
 
 
 def test_disk_full_while_writing_the_preview(cli, tmp_path, monkeypatch):
     from sagan_cli.data.dataset import open_dataset
 
     fill_disk(monkeypatch, r"^\.preview\.png\.", room=50)
-    r = cli("prepare", "synthetic", "--imsize", 16, "--count", 100, "--out", "ds", "--preview")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--count", 100, "--out", "ds", "--preview")
     assert_one_line_error(r, "disk full while writing ds/preview.png")
     assert len(open_dataset(tmp_path / "ds")) == 100  # the dataset itself was finished first
     assert sorted(os.listdir(tmp_path / "ds")) == ["images.npy", "meta.json"]
@@ -233,7 +233,7 @@ def test_prepare_killed_in_its_first_write_leaves_a_directory_it_can_resume(cli,
     still ours (not 'a non-empty foreign directory'), and every leftover temp file is removed."""
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / ".progress.json.k1ll3d.tmp").write_text('{"format": "sagan-prep')
-    r = cli("prepare", "synthetic", "--imsize", 16, "--count", 100, "--out", "ds")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--count", 100, "--out", "ds")
     assert r.code == 0, r.stderr
     assert sorted(os.listdir(tmp_path / "ds")) == ["images.npy", "meta.json"]
     # ... and temp files next to a resumable run are removed too
@@ -257,7 +257,7 @@ def test_disk_full_while_unpacking_then_rerun(cli, tmp_path, monkeypatch):
         return _Full(fh, 4096) if str(path).endswith(".part") and "w" in mode else fh
 
     monkeypatch.setattr(archive, "open", full_open, raising=False)
-    args = ("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 16, "--workers", 1, "--lsun-dir", "u", "--out", "o")
+    args = ("prepare", "lsun", CATEGORY, "--zip", zip_path, "--imsize", 32, "--workers", 1, "--lsun-dir", "u", "--out", "o")
     r = cli(*args)
     assert_one_line_error(r, "disk full while unpacking church_outdoor_train_lmdb.zip")
     left = [p.name for p in (tmp_path / "u").rglob("*") if p.is_file()]
@@ -282,7 +282,7 @@ def test_disk_full_while_downloading_keeps_the_part_for_resume(cli, tmp_path, mo
     monkeypatch.setattr(download, "open", full_open, raising=False)
     with FileServer(data, f"{STEM}.zip") as server:
         monkeypatch.setenv("SAGAN_LSUN_URL", server.base)
-        args = ("prepare", "lsun", CATEGORY, "--download", "--imsize", 16, "--workers", 1, "--out", "o")
+        args = ("prepare", "lsun", CATEGORY, "--download", "--imsize", 32, "--workers", 1, "--out", "o")
         r = cli(*args)
         assert_one_line_error(r, "disk full while downloading", "re-run to resume")
         part = tmp_path / "data" / "lsun" / f"{STEM}.zip.part"

@@ -100,7 +100,7 @@ def _trial(tmp_path, seed: int, mode: str, compare: bool) -> None:
     assert lines[:newest] == before[:newest], "metrics before the checkpoint were lost or rewritten"
     assert {json.loads(x)["step"] for x in lines} >= set(range(1, newest + 3))
     if compare:
-        r = run_sagan("train", *TINY, "--data", DATA, "--steps", newest + 2, "--batch", 8, "--outdir", "straight",
+        r = run_sagan("train", *TINY, "--data", DATA, "--steps", newest + 2, "--batch", 8, "--runs", "straight",
                       "--log-every", 1000, "--sample-every", 1000, cwd=tmp_path, env=ONE_THREAD)
         assert r.returncode == 0, r.stderr
         assert_same_weights(load(ckdir / "latest.pt"), load(tmp_path / "straight/00000-tiny-32/checkpoints/latest.pt"))
@@ -119,7 +119,7 @@ def test_sigkill_train_then_resume_more_trials(tmp_path, seed, mode, compare):
 
 # ------------------------------------------------------------------ prepare
 def _prep(count: int) -> tuple:
-    return ("prepare", "synthetic", "--imsize", 16, "--count", count, "--workers", 2)
+    return ("prepare", "synthetic", "--imsize", 32, "--count", count, "--workers", 2)
 
 
 _REFERENCE: dict[int, str] = {}
@@ -174,12 +174,12 @@ def _prepare_trial(tmp_path, tmp_path_factory, cli, seed: int, mode: str, count:
     if done:  # from the last commit: nothing it recorded is redone, nothing after it is lost
         assert f"resuming ds: {done} of {count} images done" in r.stdout
         assert got.meta["last_run"]["images"] == count - done
-    np.testing.assert_array_equal(got.images[-1], render(0, count - 1, 16))
+    np.testing.assert_array_equal(got.images[-1], render(0, count - 1, 32))
 
 
-# Sized for margin: at 16 px this machine prepares about 22,000 img/s with 2 workers, so 60000 images
-# take ~2.7 s against a kill within 0.3 s, and 200000 take ~9 s against one within 1 s of a 2 s commit.
-EARLY, AFTER_COMMIT = 60000, 200000
+# Sized for margin: at 32 px this machine prepares about 3,400 img/s with 2 workers, so 10000 images
+# take ~3 s against a kill within 0.3 s, and 33000 take ~10 s against one within 1 s of a 2 s commit.
+EARLY, AFTER_COMMIT = 10000, 33000
 
 
 def test_sigkill_prepare_then_rerun(tmp_path, tmp_path_factory, cli):
@@ -214,7 +214,7 @@ def test_a_crash_between_writing_step_n_and_re_pointing_latest_pt(cli, tmp_path,
     assert checkpoint_steps(ckdir) == {"latest.pt": 2, "step-0000001.pt": 1, "step-0000002.pt": 2, "step-0000004.pt": 4}
     assert latest_checkpoint(tmp_path / "runs") == ckdir / "step-0000004.pt"
     monkeypatch.setattr(checkpoint, "atomic_link_or_copy", atomic_link_or_copy)
-    r = cli("sample", "--n", 4, "--out", "s.png", "--device", "cpu")
+    r = cli("sample", "-n", 4, "--out", "s.png", "--device", "cpu")
     assert r.code == 0 and "(step 4," in r.stdout, r.stdout
     r = cli("train", "--resume", "latest", "--steps", 6, "--device", "cpu")
     assert r.code == 0 and "from step 4 " in r.stdout, r.stderr

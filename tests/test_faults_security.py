@@ -62,7 +62,7 @@ COMMANDS = {
     "sample": lambda p: ("sample", p, "--out", "x.png", "--device", "cpu"),
     "attn-map": lambda p: ("attn-map", p, "--query", "1,1", "--out", "x.png", "--device", "cpu"),
     "train-resume": lambda p: ("train", "--resume", p, "--steps", 5, "--device", "cpu"),
-    "evaluate": lambda p: ("evaluate", p, "--inception-weights", "w.pth", "--num-gen", 2, "--device", "cpu"),
+    "evaluate": lambda p: ("evaluate", p, "--inception-weights", "w.pth", "--num", 2, "--device", "cpu"),
 }
 
 
@@ -124,11 +124,11 @@ def test_a_dataset_with_a_pickled_images_npy_is_refused_by_train(cli, tmp_path, 
 
 
 def test_a_prepared_dataset_with_a_pickled_images_npy_is_refused_by_prepare_preview(cli, tmp_path):
-    assert cli("prepare", "synthetic", "--imsize", 16, "--count", 20, "--out", "ds").code == 0
+    assert cli("prepare", "synthetic", "--imsize", 32, "--count", 20, "--out", "ds").code == 0
     arr = np.empty(20, dtype=object)
     arr[:] = [FileMaker(tmp_path / "PWNED")] * 20
     np.save(tmp_path / "ds" / "images.npy", arr, allow_pickle=True)
-    r = cli("prepare", "synthetic", "--imsize", 16, "--count", 20, "--out", "ds", "--preview")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--count", 20, "--out", "ds", "--preview")
     assert_one_line_error(r, "ds/images.npy holds pickled Python objects")
     assert not (tmp_path / "PWNED").exists()
 

@@ -123,7 +123,7 @@ def test_a_diverging_run_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     r = cli("train", "--resume", "latest", "--steps", 10, "--device", "cpu")  # it diverges again, deterministically
     assert_one_line_error(r, "at step 2")
     assert checkpoint_steps(ckdir) == {"latest.pt": 1, "step-0000001.pt": 1} and temp_files(ckdir) == []
-    assert cli("sample", "--n", 4, "--out", "s.png", "--device", "cpu").code == 0  # the kept checkpoint is usable
+    assert cli("sample", "-n", 4, "--out", "s.png", "--device", "cpu").code == 0  # the kept checkpoint is usable
 
 
 def _poison_g_bn_running_var(trainer):

@@ -32,7 +32,7 @@ def test_grid_png_from_only_the_checkpoint_file(cli, ckpt, tmp_path):
 
     shutil.rmtree(tmp_path / "runs")
     shutil.rmtree(tmp_path / "data")  # the dataset is not needed to sample
-    r = cli("sample", alone, "--n", "16", "--out", "grid.png")
+    r = cli("sample", alone, "-n", "16", "--out", "grid.png")
     assert r.code == 0, r.stderr
     img = Image.open(tmp_path / "grid.png")
     assert img.format == "PNG" and img.size == (4 * 34 + 2, 4 * 34 + 2)
@@ -40,10 +40,10 @@ def test_grid_png_from_only_the_checkpoint_file(cli, ckpt, tmp_path):
 
 
 def test_ckpt_argument_defaults_to_the_newest_run(cli, ckpt, tmp_path):
-    r = cli("sample", "--n", "4")
+    r = cli("sample", "-n", "4")
     assert r.code == 0, r.stderr
     assert (tmp_path / "samples.png").exists() and "latest.pt" in r.stdout
-    r = cli("sample", tmp_path / "runs/00000-tiny-32", "--n", "4", "--out", "from-run-dir.png")
+    r = cli("sample", tmp_path / "runs/00000-tiny-32", "--num", "4", "--out", "from-run-dir.png")
     assert r.code == 0 and (tmp_path / "from-run-dir.png").exists()
 
 
@@ -75,7 +75,7 @@ def test_interpolation_sheet_has_a_row_per_seed_pair_and_matching_endpoints(cli,
 
 
 def test_interpolate_with_n_runs_between_seeds_0_to_n_minus_1(cli, ckpt, tmp_path):
-    r = cli("sample", ckpt, "--interpolate", "3", "--n", "3", "--out", "n3.png")
+    r = cli("sample", ckpt, "--interpolate", "3", "--num", "3", "--out", "n3.png")
     assert r.code == 0, r.stderr
     assert "2 interpolations" in r.stdout
     assert pixels(tmp_path / "n3.png").shape == (2 * 34 + 2, 3 * 34 + 2, 3)  # seeds 0-1 and 1-2, not 0..7

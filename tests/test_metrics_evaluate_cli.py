@@ -74,7 +74,7 @@ def test_first_run_downloads_weights_computes_all_metrics_and_logs(cli, run, hom
     monkeypatch.setattr(W, "SHA256_PREFIX", hashlib.sha256(blob).hexdigest()[:8])
     with FileServer(blob, W.PYTORCH_FID_NAME) as server:
         monkeypatch.setenv(W.ENV_URL, f"{server.base}/{W.PYTORCH_FID_NAME}")
-        r = cli("evaluate", "--fid", "--is", "--kid", "--pr", "--num-gen", 10, "--num-real", 4, "--batch", 5,
+        r = cli("evaluate", "--fid", "--is", "--kid", "--pr", "--num", 10, "--num-real", 4, "--batch", 5,
                 "--device", "cpu", "--json", "--download-weights")
     assert r.code == 0, r.stderr
     res = json.loads(r.stdout)
@@ -102,14 +102,14 @@ def test_cached_statistics_are_reused_and_a_sample_folder_scores_the_same(cli, r
                                                                           tmp_path_factory, monkeypatch):
     data, weights = trained[1], weights_file(tmp_path_factory, "torch-fidelity")
     ckpt = run / "checkpoints" / "latest.pt"
-    r = cli("evaluate", ckpt, "--num-gen", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
+    r = cli("evaluate", ckpt, "--num", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
     assert r.code == 0, r.stderr
     assert "real statistics: computed" in r.stdout
     [stats] = (home / ".cache" / "sagan" / "stats").iterdir()
     mtime = stats.stat().st_mtime_ns
 
     # the real statistics come from the cache (same file, untouched); the table states the protocol
-    r = cli("evaluate", ckpt, "--num-gen", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
+    r = cli("evaluate", ckpt, "--num", 2, "--num-real", 4, "--device", "cpu", "--inception-weights", weights)
     assert r.code == 0, r.stderr
     assert "cache hit" in r.stdout and "computed" not in r.stdout
     assert stats.stat().st_mtime_ns == mtime and len(list(stats.parent.iterdir())) == 1
@@ -158,7 +158,7 @@ def test_bad_hash_download_is_refused_before_sampling_and_leaves_no_file(cli, ru
     (["--real-stats", "s.npz", "--data", "d"], ["--real-stats and --data conflict"]),
     (["--real-stats", "s.npz", "--num-real", "5"], ["--num-real has no effect"]),
     (["--download-weights", "--inception-weights", "{w}"], ["conflict"]),
-    (["--num-gen", "1"], ["--num-gen"]),
+    (["--num", "1"], ["--num"]),
     (["--device", "tpu"], ["--device"]),
     (["--samples", "nowhere"], ["--samples nowhere: no such directory"]),
     (["--samples", "empty"], ["no images"]),
@@ -167,10 +167,10 @@ def test_bad_hash_download_is_refused_before_sampling_and_leaves_no_file(cli, ru
     (["--samples", "{data}", "--seed", "3"], ["--seed applies to a checkpoint"]),
     (["--data", "nowhere"], ["dataset directory not found"]),
     (["--num-real", "65"], ["--num-real 65", "only 64"]),
-    (["--is", "--num-gen", "5"], ["IS (10 splits) needs at least 10 generated images"]),
-    (["--pr", "--num-gen", "3"], ["precision/recall", "at least 4"]),
+    (["--is", "--num", "5"], ["IS (10 splits) needs at least 10 generated images"]),
+    (["--pr", "--num", "3"], ["precision/recall", "at least 4"]),
     (["runs/missing.pt"], ["checkpoint not found"]),
-    (["--outdir", "elsewhere"], ["no checkpoint found under elsewhere"]),
+    (["--runs", "elsewhere"], ["no checkpoint found under elsewhere"]),
     (["--real-stats", "missing.npz"], ["--real-stats missing.npz: no such file"]),
     (["--inception-weights", "missing.pth"], ["--inception-weights missing.pth: no such file"]),
 ])
@@ -222,7 +222,7 @@ def test_pytorch_fid_stats_are_accepted_with_a_warning(cli, run, tmp_path, tmp_p
     rng = np.random.default_rng(0)
     x = rng.random((3000, 2048)) * 0.5
     np.savez(tmp_path / "pytorch_fid.npz", mu=x.mean(0), sigma=np.cov(x, rowvar=False))  # its two keys only
-    r = cli("evaluate", "--real-stats", tmp_path / "pytorch_fid.npz", "--num-gen", 2, "--device", "cpu",
+    r = cli("evaluate", "--real-stats", tmp_path / "pytorch_fid.npz", "--num", 2, "--device", "cpu",
             "--inception-weights", weights_file(tmp_path_factory))
     assert r.code == 0, r.stderr
     assert "warning:" in r.stderr and "pytorch-fid" in r.stderr and "F.interpolate" in r.stderr

@@ -81,7 +81,7 @@ def test_fid_sqrtm_alone_means_fid(cli, home, tmp_path):
 @pytest.mark.slow  # one 2048-d sqrtm of a singular product, twice (the eps retry): 20-35 s on 2 cores
 def test_fid_sqrtm_is_recorded_and_gives_the_same_fid(cli, home, tiny_dataset, tmp_path_factory):
     """One 2048-d sqrtm (seconds to a minute on 2 busy cores): 3 images of the dataset against 4 of them."""
-    args = ["evaluate", "--samples", tiny_dataset, "--num-gen", 3, "--data", tiny_dataset, "--num-real", 4,
+    args = ["evaluate", "--samples", tiny_dataset, "--num", 3, "--data", tiny_dataset, "--num-real", 4,
             "--device", "cpu", "--inception-weights", weights_file(tmp_path_factory), "--json"]
     r = cli(*args)
     assert r.code == 0, r.stderr

@@ -54,7 +54,7 @@ def test_a_registered_metric_is_chosen_computed_printed_and_logged(cli, run, mon
     assert r.code == 0 and "--norm" in r.stdout and NORM.help in r.stdout
 
     # with FID: the record lists both in table order, the toy's keys after FID's
-    r = cli("evaluate", "--fid", "--norm", "--num-gen", 3, "--num-real", 4, *weights, "--json")
+    r = cli("evaluate", "--fid", "--norm", "--num", 3, "--num-real", 4, *weights, "--json")
     assert r.code == 0, r.stderr
     res = json.loads(r.stdout)
     assert res["metrics"] == ["fid", "norm"] and np.isfinite(res["fid"]) and res["norm_mean"] > 0
@@ -62,7 +62,7 @@ def test_a_registered_metric_is_chosen_computed_printed_and_logged(cli, run, mon
     assert res["protocol"]["norm"] == "mean L2 norm of the pool3 features, float64"
 
     # alone: it needs no real side, so none is opened; the table has its row and its protocol line
-    r = cli("evaluate", "--norm", "--num-gen", 3, *weights)
+    r = cli("evaluate", "--norm", "--num", 3, *weights)
     assert r.code == 0, r.stderr
     lines = r.stdout.splitlines()
     [row] = [line for line in lines if "pool3 norm" in line]
@@ -80,10 +80,10 @@ def test_a_registered_metric_is_chosen_computed_printed_and_logged(cli, run, mon
 def test_a_registered_metrics_minimum_counts_are_one_line_errors(cli, run, monkeypatch, tmp_path_factory):
     weights = ["--inception-weights", weights_file(tmp_path_factory), "--device", "cpu"]
     monkeypatch.setitem(METRICS, "norm", NORM)
-    assert_one_line_error(cli("evaluate", "--norm", "--num-gen", 2, *weights),
+    assert_one_line_error(cli("evaluate", "--norm", "--num", 2, *weights),
                           "the feature norm needs at least 3 generated images, got 2")
     monkeypatch.setitem(METRICS, "norm", dataclasses.replace(NORM, needs_real=True, min_real=5))
-    assert_one_line_error(cli("evaluate", "--norm", "--num-gen", 3, "--num-real", 4, *weights),
+    assert_one_line_error(cli("evaluate", "--norm", "--num", 3, "--num-real", 4, *weights),
                           "the feature norm needs at least 5 real images, got 4")
     assert not (run / "metrics.jsonl").exists() or eval_records(run) == []
 
@@ -97,8 +97,8 @@ def test_the_flags_are_the_tables_in_its_order_before_the_other_options(cli):
     r = cli("evaluate", "--help")
     assert r.code == 0
     where = [r.stdout.index(f"{m.flag} ") for m in METRICS.values()]
-    assert [m.flag for m in METRICS.values()] == ["--fid", "--is", "--kid", "--pr"]
-    assert where == sorted(where) and where[-1] < r.stdout.index("--num-gen")
+    assert [m.flag for m in METRICS.values()] == ["--fid", "--is", "--kid", "--pr", "--swd"]
+    assert where == sorted(where) and where[-1] < r.stdout.index("--num")
     for m in METRICS.values():
         assert m.help in r.stdout
 

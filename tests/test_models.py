@@ -165,3 +165,28 @@ def test_config_round_trips_through_a_dict():
     cfg = ModelConfig(imsize=128, attention="official", g_attn=(64,), d_attn=(8, 16))
     again = ModelConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.d_attn == (16, 8)
+
+
+def test_every_size_prepare_builds_has_a_model_with_g_attention_at_most_64():
+    """One list of sizes (util.images.IMSIZES) for prepare, train and sample: each has a default layout."""
+    from sagan_cli.util.images import IMSIZES
+
+    assert IMSIZES == (32, 64, 128, 256, 512)
+    for imsize in IMSIZES:
+        cfg = ModelConfig(imsize=imsize, z_dim=8, g_conv_dim=8, d_conv_dim=8)
+        assert cfg.g_attn and max(cfg.g_attn) <= 64 and max(cfg.d_attn) <= 64, imsize
+    with pytest.raises(SaganError, match=r"--imsize must be one of 32, 64, 128, 256, 512, got 1024"):
+        ModelConfig(imsize=1024)
+
+
+def test_a_512px_model_builds_and_runs_one_forward():
+    torch.manual_seed(0)
+    cfg = ModelConfig(imsize=512, z_dim=8, g_conv_dim=2, d_conv_dim=2)
+    assert (cfg.g_attn, cfg.d_attn) == ((32, 64), (64, 32))
+    G, D = Generator(cfg), Discriminator(cfg)
+    assert G.resolutions == [4, 8, 16, 32, 64, 128, 256] and D.resolutions == [256, 128, 64, 32, 16, 8, 4]
+    with torch.no_grad():
+        x = G(torch.randn(1, cfg.z_dim))
+        assert x.shape == (1, 3, 512, 512) and torch.isfinite(x).all()
+        logits = D(x)
+    assert logits.shape == (1,) and torch.isfinite(logits).all()

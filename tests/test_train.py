@@ -91,9 +91,9 @@ def _flat(state, prefix=""):
 def test_n_plus_resume_plus_n_steps_is_bit_identical_to_2n_steps(cli, tiny_dataset, tmp_path):
     common = ("--batch", "8", "--ema-start", "2", "--log-every", "3", "--sample-every", "100")
     # 64 images / batch 8 = 8 batches per epoch: 12 steps cross an epoch boundary.
-    assert train(cli, tiny_dataset, "--steps", "12", "--outdir", "straight", *common).code == 0
-    assert train(cli, tiny_dataset, "--steps", "6", "--outdir", "resumed", *common).code == 0
-    r = cli("train", "--resume", "latest", "--outdir", "resumed", "--steps", "12", "--device", "cpu")
+    assert train(cli, tiny_dataset, "--steps", "12", "--runs", "straight", *common).code == 0
+    assert train(cli, tiny_dataset, "--steps", "6", "--runs", "resumed", *common).code == 0
+    r = cli("train", "--resume", "latest", "--runs", "resumed", "--steps", "12", "--device", "cpu")
     assert r.code == 0, r.stderr
     a = load(tmp_path / "straight/00000-tiny-32/checkpoints/latest.pt")
     b = load(tmp_path / "resumed/00000-tiny-32/checkpoints/latest.pt")
@@ -119,9 +119,9 @@ def test_no_ema_and_official_attention_train_and_sample(cli, tiny_dataset, tmp_p
     ckpt = load(tmp_path / "runs/00000-tiny-32/checkpoints/latest.pt")
     assert ckpt["G_ema"] is None and ckpt["model_config"]["attention"] == "official"
     assert ckpt["model_config"]["g_attn"] == [16] and ckpt["model_config"]["d_attn"] == []
-    r = cli("sample", "--n", "4", "--no-ema", "--out", "s.png")
+    r = cli("sample", "-n", "4", "--no-ema", "--out", "s.png")
     assert r.code == 0, r.stderr
-    r = cli("sample", "--n", "4")
+    r = cli("sample", "-n", "4")
     assert r.code != 0 and "--no-ema" in r.stderr
 
 
@@ -237,7 +237,7 @@ def test_resume_names_missing_rng_and_sampler_entries():
 
 def test_resume_with_a_damaged_rng_state_is_one_line(tiny_dataset, tmp_path, cli):
     r = cli("train", "--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim", "32", "--device", "cpu",
-            "--data", tiny_dataset, "--steps", "1", "--batch", "8", "--outdir", tmp_path / "runs")
+            "--data", tiny_dataset, "--steps", "1", "--batch", "8", "--runs", tmp_path / "runs")
     assert r.code == 0, r.stderr
     [ck] = (tmp_path / "runs").glob("*/checkpoints/latest.pt")
     state = torch.load(ck, weights_only=True)

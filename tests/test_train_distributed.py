@@ -25,7 +25,7 @@ from sagan_cli.train.launch import root_cause, strip_nproc
 
 
 def _train(tmp_path, data, *extra, outdir="runs", env=None):
-    res = run_sagan("train", *TINY, "--data", data, "--outdir", outdir, *extra, cwd=tmp_path, timeout=300, env=env)
+    res = run_sagan("train", *TINY, "--data", data, "--runs", outdir, *extra, cwd=tmp_path, timeout=300, env=env)
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr, res.stderr
     return res
@@ -178,7 +178,7 @@ def test_torchrun_runs_the_same_job_as_nproc(tmp_path, tiny_dataset):
     _train(tmp_path, tiny_dataset, "--nproc", "2", *common, outdir="nproc", env={"OMP_NUM_THREADS": "1"})
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          "-m", "sagan_cli", "train", *TINY, "--data", str(tiny_dataset), "--outdir", "torchrun", *common],
+                          "-m", "sagan_cli", "train", *TINY, "--data", str(tiny_dataset), "--runs", "torchrun", *common],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
@@ -208,7 +208,7 @@ def test_resume_under_another_world_size_continues_the_same_run(tmp_path, tiny_d
     common = ("--batch", "8", "--seed", "2", "--ckpt-every", "2")
     _train(tmp_path, tiny_dataset, "--steps", "4", *common, outdir="straight")
     _train(tmp_path, tiny_dataset, "--steps", "2", *common, outdir="switched")
-    res = run_sagan("train", "--resume", "latest", "--outdir", "switched", "--steps", "4", "--nproc", "2",
+    res = run_sagan("train", "--resume", "latest", "--runs", "switched", "--steps", "4", "--nproc", "2",
                     "--device", "cpu", cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
     a = load_checkpoint(next((tmp_path / "straight").iterdir()) / "checkpoints/latest.pt")

@@ -31,6 +31,32 @@ def test_terminal_gets_a_progress_bar_and_files_get_every_record(tmp_path):
     assert "γ g16 +0.010" in (tmp_path / "log.txt").read_text()
 
 
+def test_the_first_log_step_says_how_long_the_rest_takes(tmp_path, monkeypatch):
+    """Once, from the rate since the logger opened (start-up included): 5 steps in 10 s, 95 to go → 190 s."""
+    import time as clock
+
+    now = [1000.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+    buf = io.StringIO()
+    logger = TrainLogger(tmp_path, total_steps=100, start_step=0, tensorboard=False, console=Console(file=buf, width=200))
+    now[0] += 10
+    logger.log({"step": 5, "steps": 100, "d_loss": 1.0})
+    now[0] += 1000
+    logger.log({"step": 10, "steps": 100, "d_loss": 1.0})
+    logger.close()
+    out = buf.getvalue()
+    assert out.count("expected:") == 1, out
+    assert "expected: about 3 min more for the remaining 95 steps at the rate so far (0.5 steps/s)" in out
+    assert "expected: about 3 min" in (tmp_path / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("seconds, text", [(40, "40 s"), (600, "10 min"), (5 * 3600, "5.0 h"), (3 * 86400, "3.0 days")])
+def test_durations_read_as_people_say_them(seconds, text):
+    from sagan_cli.util.progress import duration
+
+    assert duration(seconds) == text
+
+
 def test_tensorboard_logs_when_installed_and_is_a_clear_error_when_not(cli, tiny_dataset, tmp_path):
     r = cli("train", *TINY, "--batch", "8", "--data", tiny_dataset, "--steps", "2", "--tensorboard")
     if importlib.util.find_spec("tensorboard") is None:

@@ -10,7 +10,7 @@ from sagan_cli.util import progress as report
 
 def test_plain_lines_when_not_a_terminal(cli, monkeypatch):
     monkeypatch.setattr(report, "PLAIN_EVERY_S", 0.0)
-    r = cli("prepare", "synthetic", "--imsize", 8, "--count", 300, "--workers", 1, "--out", "o")
+    r = cli("prepare", "synthetic", "--imsize", 32, "--count", 300, "--workers", 1, "--out", "o")
     assert r.code == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if l.startswith("prepare: ")]
     assert lines and lines[-1].startswith("prepare: 300/300 (100%)") and "img/s" in lines[-1]

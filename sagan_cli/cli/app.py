@@ -13,7 +13,7 @@ import sys
 import typer
 import typer.core
 
-from sagan_cli.cli import attn_map, evaluate, options, prepare, sample, train
+from sagan_cli.cli import attn_map, evaluate, options, plot, prepare, sample, train
 from sagan_cli.util.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PEER_LOST, SaganError
 
 def _flags_show_no_type() -> None:
@@ -35,11 +35,20 @@ _flags_show_no_type()
 
 
 class _InOrder(typer.core.TyperGroup):
-    """Help lists the commands in the order of ``COMMANDS`` (Typer puts groups such as prepare last)."""
+    """Help lists the commands in the order of ``COMMANDS`` (Typer puts groups such as prepare last), and a
+    command's words are read with the renamed option spellings (``options.RENAMED``) replaced."""
 
     def list_commands(self, ctx) -> list[str]:
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: list(COMMANDS).index(n) if n in COMMANDS else len(COMMANDS))
+
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, options.renamed(name, rest, _warn)
+
+
+def _warn(text: str) -> None:
+    print(f"warning: {text}", file=sys.stderr)
 
 
 app = typer.Typer(
@@ -59,6 +68,7 @@ COMMANDS = {
     "sample": sample.sample,
     "attn-map": attn_map.attn_map,
     "evaluate": evaluate.evaluate,
+    "plot": plot.plot,
 }
 def _print_version(value: bool) -> None:
     if value:

@@ -1,9 +1,9 @@
-"""`sagan evaluate`: FID / IS / KID / precision-recall with the standard Inception protocol.
+"""`sagan evaluate`: FID / IS / KID / precision-recall with the standard Inception protocol, and SWD.
 
 Thin: parse, check what can be checked without torch, call ``sagan_cli.metrics.evaluate``. Torch
 and NumPy are imported inside the body so `sagan --help` and completion stay fast.
 
-The metric flags (--fid --is --kid --pr) are not written here: each entry of
+The metric flags (--fid --is --kid --pr --swd) are not written here: each entry of
 ``sagan_cli.metrics.table.METRICS`` gets one (see ``WithMetricFlags``), right after CKPT.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from sagan_cli.cli import options
-from sagan_cli.metrics.table import DEFAULT, METRICS
+from sagan_cli.metrics.table import DEFAULT, METRICS, SWD_MAX_IMAGES
 from sagan_cli.util.errors import SaganError
 
 
@@ -48,9 +48,9 @@ class WithMetricFlags:
 @WithMetricFlags
 def evaluate(
     ctx: typer.Context,
-    ckpt: str | None = typer.Argument(None, help="Checkpoint file or run directory (default: newest run's latest.pt under --outdir)."),
+    ckpt: str | None = options.ckpt_argument(),
     fid_sqrtm: bool = typer.Option(False, "--fid-sqrtm", help="FID's trace term by scipy.linalg.sqrtm, as pytorch-fid computes it (the slower reference path)."),
-    num_gen: int | None = typer.Option(None, "--num-gen", min=2, help="Generated images (default 50000; with --samples: all the images there)."),
+    num: int | None = options.num_option(None, f"Generated images (default 50000; --swd alone: as many as it uses, at most {SWD_MAX_IMAGES}; with --samples: all the images there).", min=2),
     data: Path | None = typer.Option(None, "--data", help="Real images: a prepared dataset (default: the dataset the checkpoint was trained on)."),
     samples: Path | None = typer.Option(None, "--samples", help="Evaluate this folder of images or prepared dataset instead of a checkpoint."),
     num_real: int | None = typer.Option(None, "--num-real", min=2, help="Real images to use, a fixed random subset (default: all)."),
@@ -62,17 +62,19 @@ def evaluate(
     device: str = options.device_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON only (progress and messages go to stderr)."),
     ema: bool = options.ema_option(),
-    seed: int = typer.Option(0, "--seed", min=0, help="Image i is drawn from seed SEED+i, as `sagan sample --seeds` draws it."),
-    outdir: Path = typer.Option(Path("runs"), "--outdir", help="Where to look for the newest run when CKPT is omitted."),
+    standing: bool = options.standing_option(),
+    seed: int = options.seed_option(0, "First seed: image i is drawn from seed SEED+i, as `sagan sample --seed` draws it."),
+    runs: Path = options.runs_option(),
     **metric_flags: bool,
 ):
-    """Score a checkpoint (or a folder of images) with FID, IS, KID and precision/recall."""
+    """Score a checkpoint (or a folder of images) with FID, IS, KID, precision/recall and SWD."""
     from sagan_cli.util.device import validate_device_string
 
     validate_device_string(device)
     from_env = options.given(ctx, "inception_weights") == "ENVIRONMENT"
     if samples is not None:
-        for name, flag in (("seed", "--seed"), ("ema", "--ema/--no-ema"), ("outdir", "--outdir")):
+        for name, flag in (("seed", "--seed"), ("ema", "--ema/--no-ema"), ("standing", "--standing-stats/--no-standing-stats"),
+                           ("runs", "--runs")):
             if options.given(ctx, name) == "COMMANDLINE":
                 raise SaganError(f"{flag} applies to a checkpoint's generator; it has no effect with --samples")
 
@@ -95,9 +97,9 @@ def evaluate(
         errors.print(f"warning: {text}", markup=False)
 
     chosen = tuple(m.name for m in METRICS.values() if metric_flags.get(m.param)) or DEFAULT
-    req = Request(ckpt=ckpt, outdir=outdir, samples=samples, data=data, real_stats=real_stats, metrics=chosen,
-                  fid_sqrtm=fid_sqrtm, num_gen=num_gen, num_real=num_real, weights=inception_weights,
-                  weights_from_env=from_env, download_weights=download_weights, batch=batch, device=device, ema=ema,
+    req = Request(ckpt=ckpt, outdir=runs, samples=samples, data=data, real_stats=real_stats, metrics=chosen,
+                  fid_sqrtm=fid_sqrtm, num_gen=num, num_real=num_real, weights=inception_weights,
+                  weights_from_env=from_env, download_weights=download_weights, batch=batch, device=device, ema=ema, standing=standing,
                   seed=seed)
     record, run_dir = run(req, console, say, warn)
     if run_dir is not None:

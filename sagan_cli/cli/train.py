@@ -1,7 +1,7 @@
 """`sagan train`: every option is declared once, here, and reaches ModelConfig / TrainConfig by name.
 
 A parameter whose name is a field of ``ModelConfig`` or ``TrainConfig`` is handed to it as parsed
-(no list repeats them); the dataclasses hold the checks. The rest (``outdir``, ``resume``, ``device``,
+(no list repeats them); the dataclasses hold the checks. The rest (``runs``, ``resume``, ``device``,
 the multi-process options) steer this command. Torch is imported inside the body.
 """
 
@@ -18,6 +18,7 @@ from sagan_cli.models import ARCHITECTURES
 from sagan_cli.models.config import ATTENTION_FORMS
 from sagan_cli.train.losses import LOSSES
 from sagan_cli.util.errors import SaganError
+from sagan_cli.util.images import IMSIZES_TEXT
 
 Attention = options.choices("Attention", ATTENTION_FORMS)
 
@@ -48,20 +49,22 @@ def _config_fields(cls, params: dict) -> dict:
 def train(
     ctx: typer.Context,
     arch: str = typer.Option("dcgan", autocompletion=lambda: list(ARCHITECTURES), help=f"Architecture: {' | '.join(ARCHITECTURES)} (docs/model.md)."),
-    imsize: int = typer.Option(64, help="Image size: 32, 64, 128 or 256 (default: the size of --data, else 64)."),
+    imsize: int = typer.Option(64, help=f"Image size: {IMSIZES_TEXT} (default: the size of --data, else 64)."),
     data: Path | None = typer.Option(None, help="Prepared dataset directory (default: newest with this --imsize under ./data)."),
     steps: int = typer.Option(100_000, min=1, help="Train until this many G steps in total."),
     batch: int = typer.Option(64, min=1, help="Global batch size (images per D and per G step, split over processes)."),
-    outdir: Path = typer.Option(Path("runs"), help="Parent directory of run directories."),
+    runs: Path = typer.Option(Path("runs"), "--runs", help="Runs root: the parent of run directories (a new run is NNNNN-<name> in it)."),
     name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
-    resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --outdir) or a checkpoint path."),
+    resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --runs) or a checkpoint path."),
     device: str = options.device_option(),
     seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
     log_every: int = typer.Option(100, min=1, help="Log metrics every N steps."),
     sample_every: int = typer.Option(1000, min=1, help="Write a sample grid every N steps."),
     ckpt_every: int = typer.Option(1000, min=1, help="Write a checkpoint every N steps."),
     keep_ckpts: int = typer.Option(5, min=1, help="Keep the newest K step checkpoints (plus latest.pt)."),
-    n_samples: int = typer.Option(64, min=1, help="Images in each sample grid (fixed z)."),
+    num_samples: int = typer.Option(64, min=1, help="Images in each sample grid (fixed z)."),
+    standing_stats: bool = typer.Option(True, "--standing-stats/--no-standing-stats",
+                                        help="Sample grids: re-estimate G's BatchNorm statistics for its weights first."),
     attention: Attention = typer.Option(Attention("paper"), help="Attention block: 'paper' (as in the paper) or 'official' (authors' code)."),
     g_attn: str | None = typer.Option(None, callback=_resolutions("--g-attn"),
                                       help="G feature-map sizes that get attention, e.g. 16,32, or none (default: by imsize; 16,32 at 64px)."),
@@ -80,6 +83,11 @@ def train(
     ema_start: int = typer.Option(1000, min=0, help="Steps before the EMA starts averaging (it copies G until then)."),
     amp: bool = typer.Option(True, "--amp/--no-amp", help="bf16 autocast on CUDA (no effect on CPU)."),
     compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile G and D (default: on for CUDA, off otherwise)."),
+    eval_every: int = typer.Option(0, min=0, help="Evaluate every N steps and at the end (0: never): a record in metrics.jsonl, checkpoints/best.pt."),
+    eval_metrics: str = typer.Option("swd", help="Metrics of those evaluations, comma-separated (as `sagan evaluate`'s flags); the first decides best.pt."),
+    eval_num: int = typer.Option(2048, min=2, help="Generated images per evaluation (and as many real ones, a fixed subset)."),
+    inception_weights: Path | None = typer.Option(None, "--inception-weights", envvar="SAGAN_INCEPTION_WEIGHTS",
+                                                  help="FID Inception weights, for --eval-metrics fid/is/kid/pr (as `sagan evaluate`)."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Also log to TensorBoard (needs the tensorboard package)."),
     nproc: int | None = typer.Option(None, min=1, help="Train with N processes on this machine (one per GPU; gloo on CPU), as torchrun does."),
     sync_bn: bool = typer.Option(True, "--sync-bn/--no-sync-bn", help="With several processes: G's BatchNorm statistics over the global batch."),
@@ -112,7 +120,7 @@ def train(
         from sagan_cli.train.launch import launch_local, strip_nproc
 
         words = options.ARGV[options.ARGV.index("train") + 1 :] if "train" in options.ARGV else []
-        code = launch_local(nproc, strip_nproc(words), outdir, options.say)
+        code = launch_local(nproc, strip_nproc(words), runs, options.say)
         if code:
             raise typer.Exit(code)
         return
@@ -124,12 +132,25 @@ def train(
     from sagan_cli.train.log import NullLogger, TrainLogger
     from sagan_cli.train.session import prepare_run
 
+    if eval_every:  # before a run directory exists: a typo or a missing weights file costs nothing
+        from sagan_cli.metrics.during_training import check
+
+        check(eval_metrics, inception_weights)
+
     trainer = prepare_run(model_opts=model_opts, train_opts=train_opts, explicit=options.explicit(ctx) & (model_opts.keys() | train_opts.keys()),
                           resume=resume,
-                          outdir=outdir, data=data, device_spec=device, say=options.say, dist=dist,
+                          outdir=runs, data=data, device_spec=device, say=options.say, dist=dist,
                           dist_timeout=dist_timeout)
     logger = None
     try:
+        if trainer.tcfg.eval_every:
+            from sagan_cli.metrics.during_training import InTraining, parse_metrics
+
+            trainer.attach_evaluator(InTraining(
+                parse_metrics(trainer.tcfg.eval_metrics), trainer.dataset.path, trainer.tcfg.eval_num, str(trainer.device),
+                num_real=min(trainer.tcfg.eval_num, len(trainer.dataset)), train_batch=trainer.tcfg.batch, cfg=trainer.mcfg, weights=inception_weights,
+                standing=trainer.tcfg.standing_stats, warn=lambda text: options.say(f"warning: {text}")),
+                trainer.tcfg.eval_every)
         if dist.is_main:
             logger = TrainLogger(trainer.run_dir, trainer.tcfg.steps, trainer.step, trainer.tcfg.tensorboard)
         else:

@@ -90,8 +90,12 @@ def select_layers(spec: str, available: list[str]) -> list[str]:
     return chosen
 
 
-def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device) -> AttentionMaps:
-    """Run G (and D, if D layers are asked for) per seed and cut out each query's attention row."""
+def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device, standing: bool = False,
+                   on_weights=None) -> AttentionMaps:
+    """Run G (and D, if D layers are asked for) per seed and cut out each query's attention row.
+
+    ``on_weights(layer, beta)``, if given, also sees every layer's whole B×N×M matrix of each batch of seeds, in
+    seed order (the attention page keeps every query's row: ``inspect/page.py``)."""
     import torch
 
     from sagan_cli.inspect.sample import latent
@@ -102,7 +106,7 @@ def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device) 
     cfg = model_config(state)
     check_queries(queries, cfg.imsize)
     names = select_layers(layers, layer_names(cfg.g_attn, cfg.d_attn))
-    G, cfg = load_generator(state, ema, device)
+    G, cfg = load_generator(state, ema, device, standing)
     D = load_discriminator(state, cfg, device) if any(n[0] == "d" for n in names) else None
     modules = attention_layers(G, D)
     res = {n: int(n[1:]) for n in names}
@@ -127,7 +131,9 @@ def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device) 
             for n in names:
                 kh, kw = grids[n]
                 beta = weights[n]  # B×N×M, N = r² queries in row-major order
-                idx = torch.tensor([r * res[n] + c for r, c in cells[n]], device=beta.device)
+                if on_weights is not None:
+                    on_weights(n, beta)
+                idx = torch.tensor([r * res[n] + c for r, c in cells[n]], dtype=torch.long, device=beta.device)
                 rows = beta.index_select(1, idx)  # B×Q×M
                 per_layer[n].append(rows.reshape(rows.shape[0], len(queries), kh, kw).float().cpu().numpy())
     result.maps = {n: np.concatenate(v).astype(np.float32, copy=False) for n, v in per_layer.items()}

@@ -1,4 +1,4 @@
-"""Images from a checkpoint: per-seed latents, truncation, grids and slerp interpolation sheets.
+"""Images from a checkpoint: per-seed latents, truncation, grids, slerp interpolation sheets and their animation frames.
 
 A seed always gives the same z (drawn on the CPU from ``torch.Generator().manual_seed(seed)``),
 whatever the device or batch size, so ``--seeds 12`` is a stable name for an image.
@@ -80,6 +80,17 @@ def interpolation_latents(seeds: list[int], steps: int, z_dim: int, truncation: 
     ends = [latent(s, z_dim, truncation) for s in seeds]
     ts = [i / (steps - 1) for i in range(steps)]
     return [slerp(a, b, t) for a, b in zip(ends[:-1], ends[1:]) for t in ts]
+
+
+def animation_frames(images: np.ndarray, steps: int, nrow: int | None = None) -> list[np.ndarray]:
+    """The frames of an animated interpolation: ``images`` are rows of ``steps`` images (one row per seed pair,
+    as ``interpolation_latents`` orders them); frame t shows every pair's step t side by side (``nrow`` per row,
+    default all in one row)."""
+    from sagan_cli.util.images import grid
+
+    pairs = len(images) // steps
+    walk = images.reshape(pairs, steps, *images.shape[1:])
+    return [grid(walk[:, t], nrow=nrow or pairs) for t in range(steps)]
 
 
 def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[Path]:

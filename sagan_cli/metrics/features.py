@@ -1,4 +1,7 @@
-"""Run the FID Inception over an image source: pool3 features (and unbiased logits) as float32 arrays."""
+"""Run the FID Inception over an image source: pool3 features (and unbiased logits) as float32 arrays.
+
+The same pass hands every uint8 batch to ``taps`` (the accumulators of metrics computed from the images,
+such as SWD), so each source is read, or generated, once; with no network it only feeds the taps."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import numpy as np
 
 @dataclass
 class Features:
-    pool3: np.ndarray  # N×2048 float32
+    pool3: np.ndarray | None  # N×2048 float32 (None: no network ran)
     logits: np.ndarray | None  # N×1008 float32 (classifier without bias), when asked for
 
 
@@ -32,32 +35,37 @@ def full_float32():
 
 
 def extract(net, source, device, batch: int, want_logits: bool = False, console=None,
-            label: str | None = None) -> Features:
-    """Features of every image of ``source``, in order; a progress bar (or plain lines) on ``console``."""
+            label: str | None = None, taps=()) -> Features:
+    """Features of every image of ``source``, in order; a progress bar (or plain lines) on ``console``.
+
+    Each uint8 batch also goes to every callable in ``taps``, in order; ``net`` None: only that."""
     import torch
 
     from sagan_cli.util.progress import Reporter
 
     n = len(source)
-    pool3 = np.empty((n, 2048), np.float32)
-    logits = np.empty((n, 1008), np.float32) if want_logits else None
+    pool3 = np.empty((n, 2048), np.float32) if net is not None else None
+    logits = np.empty((n, 1008), np.float32) if want_logits and net is not None else None
     reporter = Reporter(label or f"inception ({source.label})", n, unit="img", console=console)
     done = 0
     try:
         with full_float32(), torch.no_grad():
             for images in source.batches(batch):
-                feats, lg = net(images.to(device, non_blocking=True))
-                k = feats.shape[0]
-                pool3[done : done + k] = feats.float().cpu().numpy()
-                if logits is not None:
-                    logits[done : done + k] = lg.float().cpu().numpy()
+                for tap in taps:
+                    tap(images)
+                k = images.shape[0]
+                if net is not None:
+                    feats, lg = net(images.to(device, non_blocking=True))
+                    pool3[done : done + k] = feats.float().cpu().numpy()
+                    if logits is not None:
+                        logits[done : done + k] = lg.float().cpu().numpy()
                 done += k
                 reporter.update(done)
     finally:
         reporter.close()
     if done != n:  # a source that yields fewer images than it announced is a bug, not a user error
         raise RuntimeError(f"{source.label}: expected {n} images, got {done}")
-    if not np.isfinite(pool3).all():
+    if pool3 is not None and not np.isfinite(pool3).all():
         from sagan_cli.util.errors import SaganError
 
         raise SaganError(f"the Inception features of the {source.label} images are not finite; "

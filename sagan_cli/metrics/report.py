@@ -18,11 +18,12 @@ def rows(record: dict) -> list[tuple[str, str]]:
 
 def protocol_lines(record: dict) -> list[str]:
     p = record["protocol"]
-    lines = [
-        f"network: {p['network']}, weights {record['weights']} (sha256 {p['weights_sha256'][:8]}…)",
-        f"images: {p['images']}; {p['resize']}; {p['normalisation']}; {p['features']}",
-        f"generated: {record['generated']}",
-    ]
+    if "network" in p:  # some metric used the Inception
+        lines = [f"network: {p['network']}, weights {record['weights']} (sha256 {p['weights_sha256'][:8]}…)",
+                 f"images: {p['images']}; {p['resize']}; {p['normalisation']}; {p['features']}"]
+    else:
+        lines = [f"images: {p['images']}"]
+    lines.append(f"generated: {record['generated']}")
     if "real" in record:
         cached = " (cached statistics reused)" if record.get("real_stats_cached") else ""
         lines.append(f"real: {record['real']}{cached}")

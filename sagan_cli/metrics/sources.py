@@ -9,7 +9,7 @@ checkpoint is the image of seed ``seed + i``, so ``sagan sample --seeds 0-N --ou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -17,14 +17,17 @@ from sagan_cli.util.errors import SaganError
 from sagan_cli.util.images import IMAGE_SUFFIXES
 
 
-
 class GeneratorSource:
-    def __init__(self, G, z_dim: int, seeds: range, device):
-        self.G, self.z_dim, self.seeds, self.device = G, z_dim, seeds, device
+    def __init__(self, G, z_dim: int, seeds: range, device, imsize: int | None = None):
+        self.G, self.z_dim, self.seeds, self.device, self.imsize = G, z_dim, seeds, device, imsize
         self.label = "generated"
 
     def __len__(self) -> int:
         return len(self.seeds)
+
+    def sizes(self) -> dict[tuple[int, int], str]:
+        """{(height, width): an image of that size} over the images it yields."""
+        return {} if self.imsize is None else {(self.imsize, self.imsize): f"seed {self.seeds[0]}"}
 
     def batches(self, batch: int) -> Iterator:
         import torch
@@ -46,6 +49,9 @@ class ArraySource:
     def __len__(self) -> int:
         return len(self.images) if self.indices is None else len(self.indices)
 
+    def sizes(self) -> dict[tuple[int, int], str]:
+        return {tuple(int(v) for v in self.images.shape[-2:]): f"{self.label} image 0"}
+
     def batches(self, batch: int) -> Iterator:
         import torch
 
@@ -59,22 +65,26 @@ class ArraySource:
 
 
 class ImageFilesSource:
-    """Image files decoded with Pillow as RGB; consecutive files of one size are batched together."""
+    """Image files decoded as RGB by the reader `prepare folder` uses (``data.imagefolder``); consecutive
+    files of one size are batched together. ``open_samples`` has checked that every one decodes."""
 
-    def __init__(self, files: list[Path], label: str = "samples"):
-        self.files, self.label = files, label
+    def __init__(self, files: list[Path], label: str = "samples", sizes: dict[tuple[int, int], str] | None = None):
+        self.files, self.label, self._sizes = files, label, sizes or {}
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _read(self, path: Path) -> np.ndarray:
-        from PIL import Image, UnidentifiedImageError
+    def sizes(self) -> dict[tuple[int, int], str]:
+        """{(height, width): the first file of that size}, as the folder's scan found them."""
+        return dict(self._sizes)
 
-        try:
-            with Image.open(path) as im:
-                return np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise SaganError(f"cannot decode {path} as an image ({type(exc).__name__}); remove it from the folder") from None
+    def _read(self, path: Path) -> np.ndarray:
+        from sagan_cli.data.imagefolder import read_rgb
+
+        img, reason = read_rgb(path)
+        if img is None:  # it decoded when the folder was scanned: changed since
+            raise SaganError(f"cannot decode {path} as an image any more ({reason}); it changed during the evaluation")
+        return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
     def batches(self, batch: int) -> Iterator:
         import torch
@@ -90,15 +100,33 @@ class ImageFilesSource:
             yield torch.from_numpy(np.stack(pending))
 
 
-def list_images(directory: Path) -> list[Path]:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise SaganError(f"--samples {directory}: no images ({', '.join(IMAGE_SUFFIXES)}) and no prepared dataset "
+def open_folder(path: Path, limit: int | None, warn: Callable[[str], None]):
+    """A folder of image files, read by `prepare folder`'s rules (recursive; undecodable files skipped, with
+    a warning). Only readable images count: ``limit`` takes the first N of them."""
+    from sagan_cli.data.imagefolder import scan
+
+    found = scan(path, limit)
+    first = f"first: {found.skipped[0][0]}: {found.skipped[0][1]}" if found.skipped else ""
+    if found.listed == 0:
+        raise SaganError(f"--samples {path}: no images ({', '.join(IMAGE_SUFFIXES)}) and no prepared dataset "
                          f"(meta.json) in it")
-    return files
+    if not found.names:
+        raise SaganError(f"--samples {path}: none of its {found.listed} image files can be read as an image ({first})")
+    if limit is not None and len(found.names) < limit:
+        held = f"{len(found.names)} readable images ({len(found.skipped)} skipped, {first})" if found.skipped \
+            else f"{len(found.names)} images"
+        raise SaganError(f"--num {limit}: {path} holds only {held}; lower --num or leave it out")
+    if found.skipped:
+        n = len(found.skipped)
+        warn(f"--samples {path}: {n} image file{'s' if n != 1 else ''} skipped, not readable as an image ({first})")
+    desc = f"image folder {path} ({len(found.names)} of {found.listed} files)"
+    sizes: dict[tuple[int, int], str] = {}
+    for name, size in zip(found.names, found.sizes):
+        sizes.setdefault(size, name)
+    return ImageFilesSource([path / name for name in found.names], sizes=sizes), desc
 
 
-def open_samples(path: Path, limit: int | None):
+def open_samples(path: Path, limit: int | None, warn: Callable[[str], None] = lambda text: None):
     """``--samples DIR``: a prepared dataset (has meta.json) or a folder of image files.
 
     Returns (source, description). ``limit`` takes the first N images; more than there are is an error.
@@ -116,14 +144,12 @@ def open_samples(path: Path, limit: int | None):
         source_count = _check_limit(path, count, limit)
         indices = None if source_count == count else np.arange(source_count)
         return ArraySource(ds.images, indices, label="samples"), f"prepared dataset {path} ({source_count} of {count})"
-    files = list_images(path)
-    source_count = _check_limit(path, len(files), limit)
-    return ImageFilesSource(files[:source_count]), f"image folder {path} ({source_count} of {len(files)} files)"
+    return open_folder(path, limit, warn)
 
 
 def _check_limit(path: Path, count: int, limit: int | None) -> int:
     if limit is None:
         return count
     if limit > count:
-        raise SaganError(f"--num-gen {limit}: {path} holds only {count} images; lower --num-gen or leave it out")
+        raise SaganError(f"--num {limit}: {path} holds only {count} images; lower --num or leave it out")
     return limit

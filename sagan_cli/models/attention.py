@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from sagan_cli.models.spectral import spectral_norm
 
 from sagan_cli.models import cpu_attention
 from sagan_cli.models.config import ATTENTION_FORMS

@@ -12,19 +12,21 @@ import math
 from dataclasses import dataclass
 
 from sagan_cli.util.errors import SaganError
+from sagan_cli.util.images import check_imsize  # the sizes (IMSIZES) are shared with `prepare`
 
-IMSIZES = (32, 64, 128, 256)
 ATTENTION_FORMS = ("paper", "official")
 
-# Attention placement by feature-map resolution. 64 px is the reference port's
-# (G after the 16² and 32² blocks, D after the 8² and 4² blocks); the others keep
-# G's layers at imsize/4 and imsize/2 (capped at 64², where N×N attention gets
-# expensive) and D's at the two coarsest resolutions that carry enough context.
+# Attention placement by feature-map resolution, one entry per size of util.images.IMSIZES.
+# 64 px is the reference port's (G after the 16² and 32² blocks, D after the 8² and 4² blocks);
+# the others keep G's layers at imsize/4 and imsize/2 (capped at 64², where N×N attention gets
+# expensive) and D's at the two coarsest resolutions that carry enough context (imsize/8 and
+# imsize/16 from 128 px up, which at 512 px is D's 64² map, as large as G's largest).
 DEFAULT_ATTN = {
     32: ((8, 16), (8, 4)),
     64: ((16, 32), (8, 4)),
     128: ((32, 64), (16, 8)),
     256: ((32, 64), (32, 16)),
+    512: ((32, 64), (64, 32)),
 }
 
 # Channel width at resolution r is conv_dim * imsize / (2r), capped at conv_dim * MAX_MULT,
@@ -62,8 +64,7 @@ class ModelConfig:
 
         if self.arch not in ARCHITECTURES:
             raise SaganError(f"--arch {self.arch!r} is not one of: {', '.join(ARCHITECTURES)}")
-        if self.imsize not in IMSIZES:
-            raise SaganError(f"--imsize must be one of {', '.join(map(str, IMSIZES))}, got {self.imsize}")
+        check_imsize(self.imsize)
         if self.attention not in ATTENTION_FORMS:
             raise SaganError(f"--attention must be {' or '.join(repr(f) for f in ATTENTION_FORMS)}, got {self.attention!r}")
         for name in ("z_dim", "g_conv_dim", "d_conv_dim"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
+from sagan_cli.models.spectral import spectral_norm
 
 from sagan_cli.models.config import ModelConfig, d_resolutions, g_resolutions, width
 from sagan_cli.models import layer_name

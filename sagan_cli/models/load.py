@@ -39,15 +39,21 @@ def _ready(net, weights, what: str, device):
     return net.to(device).eval().requires_grad_(False)
 
 
-def load_generator(state: dict, use_ema: bool, device):
-    """(G in eval mode on ``device``, its ModelConfig): the EMA weights unless told otherwise."""
+def load_generator(state: dict, use_ema: bool, device, standing: bool = False):
+    """(G in eval mode on ``device``, its ModelConfig): the EMA weights unless told otherwise; ``standing``:
+    its BatchNorm statistics re-estimated for these weights at the training batch size (models/standing.py)."""
     from sagan_cli.models import build
 
     cfg = model_config(state)
     if use_ema and state.get("G_ema") is None:
         raise SaganError("this checkpoint has no EMA generator (trained with --no-ema); pass --no-ema")
     G, _ = build(cfg)
-    return _ready(G, state.get("G_ema" if use_ema else "G"), "", device), cfg
+    G = _ready(G, state.get("G_ema" if use_ema else "G"), "", device)
+    if standing:
+        from sagan_cli.models.standing import apply_standing_stats, training_batch
+
+        apply_standing_stats(G, cfg.z_dim, training_batch(state))
+    return G, cfg
 
 
 def load_discriminator(state: dict, cfg, device):

@@ -27,9 +27,10 @@ from sagan_cli.util.fsutil import atomic_link_or_copy, atomic_open, disk_full, w
 FORMAT = "sagan-checkpoint"
 FORMAT_VERSION = 1
 LATEST = "latest.pt"
+BEST = "best.pt"  # the state at the best evaluation during training (train/evaluation.py)
 STEP_RE = re.compile(r"^step-(\d+)\.pt$")
 # Temporary siblings written by atomic_open / atomic_link_or_copy for step files and latest.pt.
-TEMP_RE = re.compile(r"^\.(step-\d+\.pt|latest\.pt)\..*\.tmp$")
+TEMP_RE = re.compile(r"^\.(step-\d+\.pt|latest\.pt|best\.pt)\..*\.tmp$")
 
 
 def step_file(step: int) -> str:
@@ -62,6 +63,20 @@ def save_checkpoint(ckpt: dict, ckpt_dir: str | Path, keep: int) -> Path:
     steps = sorted(p for p in ckpt_dir.iterdir() if STEP_RE.match(p.name))
     for old in steps[:-keep]:
         old.unlink(missing_ok=True)
+    return path
+
+
+def save_best(ckpt: dict, ckpt_dir: str | Path) -> Path:
+    """Write ``best.pt`` (the state at the best evaluation so far) atomically; a failure is one line and
+    leaves the previous best.pt as it was (training goes on: the caller reports it as a warning)."""
+    ckpt_dir = Path(ckpt_dir)
+    path = ckpt_dir / BEST
+    try:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _write(ckpt, path)
+    except OSError as exc:
+        reason = "disk full" if disk_full(exc) else why(path, exc)
+        raise SaganError(f"cannot write {path} ({reason}); the previous best.pt, if any, is unchanged") from None
     return path
 
 

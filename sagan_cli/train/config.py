@@ -31,12 +31,16 @@ class TrainConfig:
     sample_every: int = 1000
     ckpt_every: int = 1000
     keep_ckpts: int = 5
-    n_samples: int = 64
+    num_samples: int = 64  # images in each sample grid
+    standing_stats: bool = True  # sample grids: G's BatchNorm statistics re-estimated first
     data: str = ""
     name: str = ""
     tensorboard: bool = False
     sync_bn: bool = True  # with several processes: G's BatchNorm statistics over the global batch
     loss: str = "hinge"  # a key of sagan_cli.train.losses.LOSSES
+    eval_every: int = 0  # evaluate every N steps (0: never); train/evaluation.py
+    eval_metrics: str = "swd"  # comma-separated names of sagan_cli.metrics.table.METRICS; the first decides best.pt
+    eval_num: int = 2048  # generated images per evaluation (real ones: as many, a fixed subset)
 
     def __post_init__(self):
         checks = [
@@ -54,7 +58,9 @@ class TrainConfig:
             ("sample-every", self.sample_every >= 1, ">= 1"),
             ("ckpt-every", self.ckpt_every >= 1, ">= 1"),
             ("keep-ckpts", self.keep_ckpts >= 1, ">= 1"),
-            ("n-samples", self.n_samples >= 1, ">= 1"),
+            ("num-samples", self.num_samples >= 1, ">= 1"),
+            ("eval-every", self.eval_every >= 0, ">= 0 (0: no evaluation during training)"),
+            ("eval-num", self.eval_num >= 2, ">= 2"),
         ]
         from sagan_cli.train.losses import LOSSES
 
@@ -70,4 +76,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         known = {f.name for f in dataclasses.fields(cls)}
+        d = {RENAMED.get(k, k): v for k, v in d.items()}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+RENAMED = {"n_samples": "num_samples"}  # fields of older checkpoints and config.json files, by their new name

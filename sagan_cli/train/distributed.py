@@ -161,6 +161,12 @@ def all_mean_(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return t
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (no-op with one process)."""
+    if ctx.enabled:
+        dist.barrier()
+
+
 def all_max(value: int, ctx: DistContext, device: torch.device) -> int:
     """The largest ``value`` over ranks (one tiny collective; identity for one process)."""
     if not ctx.enabled:

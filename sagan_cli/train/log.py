@@ -15,7 +15,7 @@ from pathlib import Path
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.fsutil import disk_full, why
 from sagan_cli.train.metrics_file import trim_for_resume
-from sagan_cli.util.progress import Reporter
+from sagan_cli.util.progress import Reporter, duration
 
 
 def _fmt(v) -> str:
@@ -75,6 +75,7 @@ class TrainLogger:
         # a bar on a terminal; elsewhere log() prints one plain line per log step itself
         self._progress = Reporter("train", total_steps, done=start_step, unit="step", console=self.console,
                                   plain_lines=False)
+        self._opened, self._estimated = time.monotonic(), False
 
     def message(self, text: str) -> None:
         """A line for the console and log.txt (run start, checkpoints, samples, stop)."""
@@ -106,6 +107,33 @@ class TrainLogger:
             self._progress.update(rec["step"], note=stats)
         else:
             self.console.print(line, markup=False, highlight=False)
+        if not self._estimated:
+            self._estimated = True
+            self._estimate(rec["step"])
+
+    def log_eval(self, rec: dict, line: str) -> None:
+        """An evaluation during training: its record in metrics.jsonl (and TensorBoard, under eval/), ``line``
+        on the console and in log.txt."""
+        rec = {"time": round(time.time(), 3), **rec}
+        with self._writing(self._metrics_path):
+            self._metrics.write(json.dumps(rec) + "\n")
+            self._metrics.flush()
+        if self._tb is not None:
+            for k, v in rec.items():
+                if k not in ("step", "time", "images_seen", "during_training") and isinstance(v, (int, float)):
+                    self._tb.add_scalar(f"eval/{k}", v, rec["step"])
+            self._tb.flush()
+        self.message(line)
+
+    def _estimate(self, step: int) -> None:
+        """Once, at the first log step: how long the rest takes at the rate so far (start-up included)."""
+        done, left = step - self.start, self.total - step
+        if done <= 0 or left <= 0:
+            return
+        per_step = (time.monotonic() - self._opened) / done
+        end = time.strftime("%H:%M", time.localtime(time.time() + per_step * left))
+        self.message(f"expected: about {duration(per_step * left)} more for the remaining {left} steps at the "
+                     f"rate so far ({1 / per_step:.3g} steps/s), done around {end}")
 
     def close(self) -> None:
         if getattr(self, "_progress", None) is not None:

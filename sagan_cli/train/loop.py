@@ -14,6 +14,7 @@ slice, and only rank 0 writes samples, logs and checkpoints.
 from __future__ import annotations
 
 import contextlib
+import copy
 import signal
 import time
 from dataclasses import dataclass
@@ -30,11 +31,15 @@ from sagan_cli.util.errors import EXIT_DIVERGED, EXIT_PEER_LOST, EXIT_SIGTERM, S
 from sagan_cli.util.fsutil import atomic_write_json, write_error
 from sagan_cli.util.images import grid, save_png, to_uint8
 from sagan_cli.models import build, gammas
+from sagan_cli.models.standing import apply_standing_stats
 from sagan_cli.train import distributed as dist_util
 from sagan_cli.train import losses
-from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_checkpoint
+from sagan_cli.train import evaluation
+from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_best, save_checkpoint
 from sagan_cli.train.distributed import SINGLE, DistContext
+from sagan_cli.train.curves import refresh as refresh_curves
 from sagan_cli.train.ema import EMA
+from sagan_cli.train.evaluation import DuringTraining
 from sagan_cli.train.log import LogWriteError, TrainLogger
 
 # With several processes a stop request (Ctrl-C, SIGTERM) is agreed on every this many steps.
@@ -89,9 +94,10 @@ class Trainer:
         if cuda and tcfg.amp:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
-        self.fixed_z = fixed_noise(tcfg.n_samples, mcfg.z_dim, tcfg.seed)
+        self.fixed_z = fixed_noise(tcfg.num_samples, mcfg.z_dim, tcfg.seed)
         self.step, self.images_seen = 0, 0
         self.sampler_state = {"seed": tcfg.seed, "epoch": 0, "position": 0}
+        self._best = None  # the best evaluation so far, as a resumed checkpoint recorded it
         if resume is not None:
             self._load_state(resume)
         use_compile = tcfg.compile if tcfg.compile is not None else cuda
@@ -117,6 +123,7 @@ class Trainer:
         self.last_checkpoint: Path | None = None
         self.run_lock = None  # rank 0's hold on the run directory (sagan_cli.train.runs.lock_run)
         self._last_ckpt_step = self.step if resume is not None else -1
+        self.evals = None  # a DuringTraining, when the command asks for evaluations (attach_evaluator)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
@@ -143,6 +150,7 @@ class Trainer:
             "sampler": dict(self.sampler_state),
             "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint, "count": len(self.dataset)},
             "fixed_z": self.fixed_z,
+            "best": self.evals.best.to_dict() if self.evals is not None and self.evals.best else self._best,
         }
 
     def _load_state(self, ckpt: dict) -> None:
@@ -162,6 +170,7 @@ class Trainer:
         self.sampler_state = dict(ckpt["sampler"])
         if isinstance(ckpt.get("fixed_z"), torch.Tensor):
             self.fixed_z = ckpt["fixed_z"]
+        self._best = ckpt.get("best") if isinstance(ckpt.get("best"), dict) else None
         try:
             torch.set_rng_state(ckpt["rng"]["torch"])
             if self.device.type == "cuda" and ckpt["rng"].get("cuda") is not None:
@@ -243,6 +252,8 @@ class Trainer:
     def sample_grid(self) -> Path:
         net = self.ema.model if self.ema else self.G
         was_training = net.training
+        if self.tcfg.standing_stats:  # on a copy: the statistics training keeps are not touched
+            net = apply_standing_stats(copy.deepcopy(net), self.mcfg.z_dim, max(self.tcfg.batch, 2))
         net.eval()
         outs = [net(z.to(self.device)) for z in self.fixed_z.split(64)]
         net.train(was_training)
@@ -340,6 +351,9 @@ class Trainer:
             if self.dist.is_main and (self.step % t.sample_every == 0 or final):
                 path = self.sample_grid()
                 logger.message(f"step {self.step}: samples → {path}")
+                refresh_curves(self.run_dir, logger.message)  # <run>/curves.png; a failure is a warning line
+            if self.evals is not None and self.evals.due(self.step, final):
+                self._evaluate(logger)
             if self.step % t.ckpt_every == 0 or final:
                 self._checkpoint_and_say(logger)
             logger.advance(self.step)
@@ -347,6 +361,24 @@ class Trainer:
         if stop is not None and self._last_ckpt_step != self.step:
             self._checkpoint_and_say(logger)
         return stop
+
+    def attach_evaluator(self, evaluator, every: int) -> None:
+        """Evaluate every ``every`` steps and at the end (train/evaluation.py); a resumed run keeps its best."""
+        self.evals = DuringTraining(evaluator, every, self._best)
+
+    def _evaluate(self, logger: TrainLogger) -> None:
+        """Rank 0 scores the generator samples come from; the other ranks wait for it."""
+        if self.dist.is_main:
+            record, new_best = self.evals.evaluate(self.ema.model if self.ema else self.G, self.step, self.images_seen)
+            logger.log_eval(record, evaluation.summary(record, self.evals.evaluator.key))
+            if new_best:
+                self._check_finite()
+                try:
+                    path = save_best(self.state_dict(), self.run_dir / "checkpoints")
+                    logger.message(f"step {self.step}: best {self.evals.evaluator.key} so far → {path}")
+                except SaganError as exc:
+                    logger.message(f"warning: {exc}")
+        dist_util.barrier(self.dist)
 
     def _checkpoint_and_say(self, logger: TrainLogger) -> None:
         path = self.checkpoint()

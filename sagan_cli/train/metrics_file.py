@@ -68,7 +68,10 @@ def append_record(path: str | os.PathLike, record: dict) -> Path:
 
 
 def _is_training_record(rec) -> bool:
-    return isinstance(rec, dict) and "kind" not in rec and isinstance(rec.get("step"), int)
+    """A record the training loop wrote (a log step, or an evaluation during training), which a resume
+    from an earlier step writes again."""
+    return (isinstance(rec, dict) and ("kind" not in rec or rec.get("during_training") is True)
+            and isinstance(rec.get("step"), int))
 
 
 def trim_for_resume(path: str | os.PathLike, start_step: int) -> int:

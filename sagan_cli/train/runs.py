@@ -37,7 +37,7 @@ def new_run_dir(outdir: str | Path, name: str) -> Path:
     outdir = Path(outdir)
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
     if outdir.exists() and not outdir.is_dir():
-        raise SaganError(f"--outdir {outdir} exists and is not a directory")
+        raise SaganError(f"--runs {outdir} exists and is not a directory")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         while True:
@@ -49,7 +49,7 @@ def new_run_dir(outdir: str | Path, name: str) -> Path:
             except FileExistsError:  # another process took this index
                 continue
     except OSError as exc:
-        raise SaganError(f"--outdir {outdir}: cannot create a run directory there ({why(outdir / safe, exc)})") from None
+        raise SaganError(f"--runs {outdir}: cannot create a run directory there ({why(outdir / safe, exc)})") from None
 
 
 def latest_checkpoint(outdir: str | Path) -> Path:

@@ -17,7 +17,7 @@ from sagan_cli.train.runs import latest_checkpoint, lock_run, new_run_dir, run_d
 MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)}
 # What may change when a run is resumed; everything else is the run's identity.
 RESUME_OVERRIDABLE = {"steps", "log_every", "sample_every", "ckpt_every", "keep_ckpts", "tensorboard", "amp", "compile",
-                      "sync_bn"}
+                      "sync_bn", "standing_stats", "eval_every"}
 
 
 def _differs(a, b) -> bool:

@@ -16,6 +16,17 @@ def _fmt_bytes(n: float) -> str:
     return f"{n:.1f} GB"  # pragma: no cover
 
 
+def duration(seconds: float) -> str:
+    """An estimate for people: '40 s', '12 min', '3.5 h', '2.1 days'."""
+    if seconds < 90:
+        return f"{max(seconds, 1):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 class Reporter:
     """Counts ``done`` out of ``total`` (``total`` may be None for unknown sizes).
 

@@ -1,4 +1,7 @@
-"""`sagan prepare folder DIR`: every image file under a directory tree, in a stable order."""
+"""`sagan prepare folder DIR`: every image file under a directory tree, in a stable order.
+
+Which files, in which order, and how one is read are ``data/imagefolder.py``'s rules, which
+`evaluate --samples` follows too; the decoding (and its skips) happens in the workers."""
 
 from __future__ import annotations
 
@@ -6,41 +9,15 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from sagan_cli.data.imagefolder import read_file, walk_images
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.images import IMAGE_SUFFIXES
-
-
-
-def walk_images(root: Path) -> Iterator[str]:
-    """Relative POSIX paths of image files under ``root``, sorted by path components.
-
-    Files and sub-directories of a directory are visited together in name order
-    (``sorted(paths, key=lambda p: p.parts)``): ``a/b.png`` < ``a.png`` < ``b.png``.
-    Streams one directory listing at a time; directory symlinks are not followed.
-    """
-
-    def visit(directory: Path, prefix: str) -> Iterator[str]:
-        try:
-            entries = sorted(os.scandir(directory), key=lambda e: e.name)
-        except OSError as exc:
-            raise SaganError(f"cannot list {directory}: {exc.strerror or exc}") from None
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                yield from visit(Path(entry.path), rel + "/")
-            elif entry.name.lower().endswith(IMAGE_SUFFIXES) and entry.is_file():
-                yield rel
-
-    return visit(root, "")
 
 
 def fetch(root: str, names: list[str], size: int):
     """The reader (``source.READERS["folder"]``): each file's bytes, or the OSError that stopped it."""
     for name in names:
-        try:
-            yield name, (Path(root) / name).read_bytes()
-        except OSError as exc:
-            yield name, exc
+        yield name, read_file(Path(root) / name)
 
 
 class FolderSource:

@@ -1,4 +1,4 @@
-"""Decode one encoded image and turn it into a uint8 3×S×S array (crop, then resample).
+"""Decode one encoded image and turn it into a uint8 3×S×S array (crop, then resample); skip reasons.
 
 Kept free of anything but NumPy and Pillow: it runs inside the worker processes. Both are imported
 where used, so the command line can read ``CROPS`` and ``RESAMPLES`` (its choices) for nothing.
@@ -14,6 +14,13 @@ import re
 
 CROPS = ("center", "none")
 RESAMPLES = ("lanczos", "bicubic", "box")  # the names of Pillow's filters; LANCZOS is the data format's default
+TOO_SMALL = "too small"  # how the skip reasons of --min-size start (the summary counts them apart)
+
+
+def default_min_size(imsize: int) -> int:
+    """``--min-size`` when not given: images whose short side is under half the output side are skipped,
+    rather than blown up into blur."""
+    return imsize // 2
 
 
 def _filter(name: str):
@@ -52,6 +59,18 @@ def to_square(img, size: int, crop: str = "center", resample: str = "lanczos"):
     import numpy as np
 
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def too_small(img, min_size: int) -> str | None:
+    """The skip reason of an image whose short side is under ``min_size`` pixels, else None."""
+    if min(img.size) >= min_size:
+        return None
+    return f"{TOO_SMALL}: {img.width}x{img.height}, short side under --min-size {min_size}"
+
+
+def unreadable(exc: OSError) -> str:
+    """The skip reason of an entry whose bytes could not be read (a file's permissions, an I/O error)."""
+    return f"unreadable: {exc.strerror or exc}"
 
 
 def describe_error(exc: BaseException) -> str:

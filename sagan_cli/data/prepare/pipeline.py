@@ -26,6 +26,7 @@ import numpy as np
 from sagan_cli.data.prepare import npyfile
 from sagan_cli.data.prepare import state as outdir
 from sagan_cli.data.dataset import IMAGES, base_meta, refuse_pickled, write_meta
+from sagan_cli.data.prepare.imageops import TOO_SMALL
 from sagan_cli.data.prepare.source import Source
 from sagan_cli.data.prepare.worker import Transform, process_chunk, worker_init
 from sagan_cli.util.errors import EXIT_INTERRUPTED, SaganError
@@ -45,6 +46,7 @@ class Options:
     workers: int = 1
     force: bool = False
     preview: bool = False
+    min_size: int | None = None  # skip decoded images whose short side is under this (0/None keeps all)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Outcome:
     out: Path
     count: int
     skipped: int
+    small: int = 0  # of the skipped: images under --min-size
     already: bool = False
     resumed_from: int = 0
     elapsed_s: float = 0.0
@@ -161,12 +164,14 @@ class _Run:
         self.written = int(state.get("written", 0))
         self.skipped: list[dict] = list(state.get("skipped", []))
         self.skipped_count = int(state.get("skipped_count", len(self.skipped)))
+        self.small_count = int(state.get("skipped_small", 0))
         self.position = state.get("position")
         self.workers = 0
 
     def add_skips(self, skips: list) -> None:
         for _, key, reason in skips:
             self.skipped_count += 1
+            self.small_count += reason.startswith(TOO_SMALL)
             if len(self.skipped) < MAX_SKIP_RECORDS:
                 self.skipped.append({"key": key, "reason": reason})
 
@@ -176,7 +181,7 @@ class _Run:
         outdir.save_progress(self.out, {
             "request": self.request, "identity": self.identity, "capacity": self.capacity,
             "consumed": self.consumed, "written": self.written, "position": self.position,
-            "skipped": self.skipped, "skipped_count": self.skipped_count,
+            "skipped": self.skipped, "skipped_count": self.skipped_count, "skipped_small": self.small_count,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
@@ -203,11 +208,12 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
     out = Path(out)
     status, state = outdir.inspect(out, request, opts.force)
     if status == "done":
-        return _finish_preview(Outcome(out, int(state["count"]), int(state.get("skipped_count", 0)), already=True), opts)
+        return _finish_preview(Outcome(out, int(state["count"]), int(state.get("skipped_count", 0)),
+                                       int(state.get("skipped_small", 0)), already=True), opts)
     source = make_source()
     target = min(len(source), opts.max_images or len(source))
     identity = dict(source.identity)
-    transform = Transform(opts.imsize, opts.crop or "center", opts.resample or "lanczos")
+    transform = Transform(opts.imsize, opts.crop or "center", opts.resample or "lanczos", opts.min_size or 0)
     images_path = out / IMAGES
     t0 = time.monotonic()
     try:
@@ -232,6 +238,11 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             if status != "resume" and made_dir:
                 with contextlib.suppress(OSError):
                     out.rmdir()
+            if run.small_count and run.small_count == run.skipped_count:
+                size = first["reason"].split(": ", 1)[-1].split(",")[0]
+                raise SaganError(f"every image of {source.label} has a short side under --min-size {opts.min_size} "
+                                 f"({run.consumed} image{'s' if run.consumed != 1 else ''}, first: {first['key']}, {size}); "
+                                 "pass a smaller --min-size (0 keeps every image)")
             raise SaganError(f"no image could be decoded from {source.label}: all {run.consumed} entries were skipped "
                              f"(first: {first['key']}: {first['reason']})")
         fingerprint = npyfile.finalise(images_path, run.written, opts.imsize)
@@ -239,7 +250,8 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
         meta = base_meta(
             **source.info, count=run.written, imsize=opts.imsize, crop=opts.crop, resample=opts.resample,
             fingerprint=fingerprint, skipped=run.skipped, skipped_count=run.skipped_count,
-            source_entries=len(source), entries_read=run.consumed, max_images=opts.max_images,
+            skipped_small=run.small_count, min_size=opts.min_size, source_entries=len(source),
+            entries_read=run.consumed, max_images=opts.max_images,
             request=request, identity=identity,
             last_run={"images": run.written - start_written, "workers": run.workers, "seconds": round(elapsed, 3)},
         )
@@ -252,7 +264,7 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
         if exc.filename and reason == (exc.strerror or str(exc)):
             reason = f"{exc.filename}: {reason}"
         raise SaganError(f"cannot write the dataset in {out}: {reason}") from None
-    outcome = Outcome(out, run.written, run.skipped_count, resumed_from=start_written, elapsed_s=elapsed,
+    outcome = Outcome(out, run.written, run.skipped_count, run.small_count, resumed_from=start_written, elapsed_s=elapsed,
                       workers=run.workers)
     return _finish_preview(outcome, opts)
 

@@ -21,6 +21,15 @@ def differences(old: dict, new: dict) -> str:
     return ", ".join(f"{k} {old.get(k)!r} → {new.get(k)!r}" for k in keys if old.get(k) != new.get(k))
 
 
+def recorded(old: dict | None, request: dict) -> dict:
+    """The request a dataset records, read as today's: one prepared before ``--min-size`` existed kept
+    every image (``min_size`` 0), so a re-run with another --min-size names that difference."""
+    old = dict(old or {})
+    if old and "min_size" in request and "min_size" not in old:
+        old["min_size"] = 0
+    return old
+
+
 def read_progress(out: Path) -> dict | None:
     try:
         state = json.loads((out / PROGRESS).read_text())
@@ -64,16 +73,16 @@ def inspect(out: Path, request: dict, force: bool) -> tuple[str, dict | None]:
         if force:
             clear(out)
             return "fresh", None
-        if meta.get("request") != request:
+        if (old := recorded(meta.get("request"), request)) != request:
             raise SaganError(f"--out {out} already holds a dataset made differently "
-                             f"({differences(meta.get('request') or {}, request)}); "
+                             f"({differences(old, request)}); "
                              "pass --force to rebuild it or choose another --out")
         (out / PROGRESS).unlink(missing_ok=True)  # left by a crash right after meta.json was written
         return _tidy(out, "done", meta)
     if progress is not None and not force:
-        if progress.get("request") != request:
+        if (old := recorded(progress.get("request"), request)) != request:
             raise SaganError(f"--out {out} holds an unfinished dataset made differently "
-                             f"({differences(progress.get('request') or {}, request)}); "
+                             f"({differences(old, request)}); "
                              "re-run the original command to finish it, or pass --force to start over")
         return _tidy(out, "resume", progress)
     if any((out / name).exists() for name in OURS):

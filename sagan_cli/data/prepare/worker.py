@@ -1,4 +1,4 @@
-"""What runs in the worker processes: fetch a chunk of entries, decode, crop, resize.
+"""What runs in the worker processes: fetch a chunk of entries, decode, skip the too small, crop, resize.
 
 A task is plain data — a reader spec such as ``("lmdb", dir)`` (``source.READERS``), the
 transform and a list of keys — so nothing with an open handle is ever pickled. Only NumPy,
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sagan_cli.data.prepare.imageops import decode, describe_error, to_square
+from sagan_cli.data.prepare.imageops import decode, describe_error, to_square, too_small, unreadable
 from sagan_cli.data.prepare.source import reader_for
 
 
@@ -21,6 +21,7 @@ class Transform:
     imsize: int
     crop: str = "center"
     resample: str = "lanczos"
+    min_size: int = 0  # decoded images whose short side is under this are skipped (0: none)
 
 
 def worker_init() -> None:
@@ -40,16 +41,21 @@ def process_chunk(reader: tuple, transform: Transform, items: list) -> tuple[np.
             skips.append((pos, key, "missing value"))
             continue
         if isinstance(value, OSError):
-            skips.append((pos, key, f"unreadable: {value.strerror or value}"))
+            skips.append((pos, key, unreadable(value)))
             continue
         if isinstance(value, np.ndarray):  # rendered at the target size by the reader
             out[n] = value
             n += 1
             continue
         try:
-            out[n] = to_square(decode(value), size, transform.crop, transform.resample)
+            img = decode(value)
+            reason = too_small(img, transform.min_size)
+            if reason is None:
+                out[n] = to_square(img, size, transform.crop, transform.resample)
         except Exception as exc:  # Pillow raises many types for bad data; each one is a skip
-            skips.append((pos, key, describe_error(exc)))
+            reason = describe_error(exc)
+        if reason is not None:
+            skips.append((pos, key, reason))
             continue
         n += 1
     return out[:n], skips
