@@ -103,3 +103,24 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "home"
 
 
+
+
+def tiny_run(base: Path) -> tuple[Path, Path]:
+    """A 2-step tiny run trained under ``base`` through the CLI: (run directory, its 64-image 32px dataset)."""
+    import os
+
+    from conftest import TINY, make_images
+    from sagan_cli.cli import main
+    from sagan_cli.data.dataset import save_dataset
+
+    data = base / "data" / "tiny-32"
+    save_dataset(data, make_images(64, 32), source="test", category=None, split=None)
+    cwd = os.getcwd()
+    os.chdir(base)
+    try:
+        main(["train", *TINY, "--data", str(data), "--steps", "2", "--batch", "8"])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    finally:
+        os.chdir(cwd)
+    return base / "runs" / "00000-tiny-32", data

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, assert_one_line_error, make_images
-from metrics_helpers import home, weights_file  # noqa: F401
+from conftest import assert_one_line_error
+from metrics_helpers import home, tiny_run, weights_file  # noqa: F401
 from payloads import CodeRunner
 from prepare_helpers import FileServer
 from sagan_cli.metrics import sources
@@ -24,21 +23,7 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run for the whole module: (run directory, its dataset). The dataset path is absolute."""
-    from sagan_cli.cli import main
-    from sagan_cli.data.dataset import save_dataset
-
-    base = tmp_path_factory.mktemp("evaluate-train")
-    data = base / "data" / "tiny-32"
-    save_dataset(data, make_images(64, 32), source="test", category=None, split=None)
-    cwd = os.getcwd()
-    os.chdir(base)
-    try:
-        main(["train", *TINY, "--data", str(data), "--steps", "2", "--batch", "8"])
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        os.chdir(cwd)
-    return base / "runs" / "00000-tiny-32", data
+    return tiny_run(tmp_path_factory.mktemp("evaluate-train"))
 
 
 @pytest.fixture

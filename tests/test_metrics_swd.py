@@ -5,15 +5,14 @@ with no Inception weights anywhere."""
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
 import scipy.ndimage
 import torch
 
-from conftest import TINY, assert_one_line_error, make_images
-from metrics_helpers import home, weights_file  # noqa: F401
+from conftest import assert_one_line_error, make_images
+from metrics_helpers import home, tiny_run, weights_file  # noqa: F401
 from sagan_cli.metrics import evaluate as E
 from sagan_cli.metrics import sources, swd
 from sagan_cli.metrics import weights as W
@@ -200,21 +199,7 @@ def test_the_default_count_is_progans_for_swd_alone():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run for the module: (run directory, its 64-image dataset)."""
-    from sagan_cli.cli import main
-    from sagan_cli.data.dataset import save_dataset
-
-    base = tmp_path_factory.mktemp("swd-train")
-    data = base / "data" / "tiny-32"
-    save_dataset(data, make_images(64, 32), source="test", category=None, split=None)
-    cwd = os.getcwd()
-    os.chdir(base)
-    try:
-        main(["train", *TINY, "--data", str(data), "--steps", "2", "--batch", "8"])
-    except SystemExit as exc:
-        assert exc.code in (0, None)
-    finally:
-        os.chdir(cwd)
-    return base / "runs" / "00000-tiny-32", data
+    return tiny_run(tmp_path_factory.mktemp("swd-train"))
 
 
 @pytest.fixture
