@@ -108,7 +108,7 @@ def measure_loader(imsize: int = 64, batch: int = 64, n_images: int = 4096, batc
                 loader.next()  # thread started, first batch read
                 t0 = time.perf_counter()
                 for _ in range(batches):
-                    x, _state = loader.next()
+                    (x, _labels), _state = loader.next()
                     if pin:
                         x = x.to(dev, non_blocking=True)
                 if pin:

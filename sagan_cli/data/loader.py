@@ -5,7 +5,8 @@ state is three integers and a resumed run sees exactly the batches it would have
 seen. ``batch`` is the global batch: consecutive slices of the permutation, of
 which rank r of W takes the r-th W-th part (disjoint shards). The sequence of global
 batches does not depend on W, so a run resumes under any world size. The last
-partial batch of an epoch is dropped.
+partial batch of an epoch is dropped. A labelled dataset's labels are taken with the same indices
+as its images, so the sampler state, resume and the rank shards carry them unchanged.
 """
 
 from __future__ import annotations
@@ -50,13 +51,17 @@ class EpochSampler:
 class Prefetcher:
     """Reads batches on a background thread (optionally into pinned memory).
 
-    ``next()`` returns ``(uint8 tensor B×3×S×S, sampler_state_after_this_batch)``;
-    the training loop keeps the state of the last batch it *consumed*, which is
-    what a checkpoint must record (the thread runs ahead).
+    ``next()`` returns ``((uint8 tensor B×3×S×S, int64 tensor B of class ids or None),
+    sampler_state_after_this_batch)`` — labels when the dataset has them (``labels``),
+    row for row with the images; the training loop keeps the state of the last batch it
+    *consumed*, which is what a checkpoint must record (the thread runs ahead).
     """
 
-    def __init__(self, images: np.ndarray, sampler: EpochSampler, pin_memory: bool = False, depth: int = 4):
-        self.images, self.sampler, self.pin = images, sampler, pin_memory
+    def __init__(self, images: np.ndarray, sampler: EpochSampler, pin_memory: bool = False, depth: int = 4,
+                 labels: np.ndarray | None = None):
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(labels)} labels for {len(images)} images")
+        self.images, self.labels, self.sampler, self.pin = images, labels, sampler, pin_memory
         self._q: queue.Queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="sagan-prefetch", daemon=True)
@@ -69,9 +74,11 @@ class Prefetcher:
             while not self._stop.is_set():
                 idx = self.sampler.next_indices()
                 batch = torch.from_numpy(np.ascontiguousarray(self.images[idx]))
+                labels = None if self.labels is None else torch.from_numpy(np.array(self.labels[idx], dtype=np.int64))
                 if self.pin:
                     batch = batch.pin_memory()
-                item = (batch, self.sampler.state_dict())
+                    labels = None if labels is None else labels.pin_memory()
+                item = ((batch, labels), self.sampler.state_dict())
                 while not self._stop.is_set():
                     try:
                         self._q.put(item, timeout=0.1)

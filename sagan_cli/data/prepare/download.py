@@ -29,11 +29,9 @@ class _Broken(Exception):
     """The connection ended early; the .part file keeps what arrived."""
 
 
-def _unreachable(url: str, dest: Path, reason) -> SaganError:
-    return SaganError(
-        f"cannot download {url} ({reason}); fetch it another way, then pass --zip {dest.name} "
-        f"(or unpack it and pass --lmdb DIR)"
-    )
+def _unreachable(url: str, dest: Path, reason, manual: str | None) -> SaganError:
+    manual = manual or f"pass --zip {dest.name} (or unpack it and pass --lmdb DIR)"
+    return SaganError(f"cannot download {url} ({reason}); fetch it another way, then {manual}")
 
 
 def _open(url: str, have: int):
@@ -72,8 +70,9 @@ def _transfer(resp, part: Path, have: int, reporter) -> tuple[int, int | None]:
     return have, total
 
 
-def download_file(url: str, dest: Path, say: Callable[[str], None]) -> Path:
-    """Fetch ``url`` to ``dest`` unless it is already there; resume ``dest.part``."""
+def download_file(url: str, dest: Path, say: Callable[[str], None], manual: str | None = None) -> Path:
+    """Fetch ``url`` to ``dest`` unless it is already there; resume ``dest.part``. ``manual``: how to pass
+    the file by hand, for the message when the server cannot be reached (default: LSUN's --zip/--lmdb)."""
     from sagan_cli.util.progress import Reporter
 
     dest = Path(dest)
@@ -102,7 +101,7 @@ def download_file(url: str, dest: Path, say: Callable[[str], None]) -> Path:
                 raise SaganError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", None) or exc
-                raise _unreachable(url, dest, reason) from None
+                raise _unreachable(url, dest, reason, manual) from None
             try:
                 with resp:
                     have, total = _transfer(resp, part, have, reporter)

@@ -1,7 +1,12 @@
 """`sagan prepare folder DIR`: every image file under a directory tree, in a stable order.
 
 Which files, in which order, and how one is read are ``data/imagefolder.py``'s rules, which
-`evaluate --samples` follows too; the decoding (and its skips) happens in the workers."""
+`evaluate --samples` follows too; the decoding (and its skips) happens in the workers.
+
+``--labels subdirs``: one class per immediate subfolder that holds images (the ImageNet
+``train/n01440764/...`` layout; images deeper down belong to their top subfolder's class), class ids in
+sorted name order. Subfolders without images are no class (the command names them); images at the
+top level, which belong to no class, are refused, as is a folder with fewer than two classes."""
 
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ class FolderSource:
     kind = "folder"
     chunk_size = 32
 
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, labels: str | None = None):
         root = Path(root)
         if not root.exists():
             raise SaganError(f"folder not found: {root}")
@@ -40,6 +45,34 @@ class FolderSource:
         self.label = f"folder {root}"
         self.identity = {"source": "folder", "path": str(self.root), "entries": self.count}
         self.info = {"source": "folder", "category": None, "split": None, "source_path": str(self.root)}
+        if labels == "subdirs":
+            self._subdir_classes(root)
+
+    def _subdir_classes(self, shown: Path) -> None:
+        per_class: dict[str, int] = {}
+        top = []
+        for name in walk_images(self.root):
+            head, sep, _ = name.partition("/")
+            if sep:
+                per_class[head] = per_class.get(head, 0) + 1
+            else:
+                top.append(name)
+        if top:
+            raise SaganError(f"{shown} has {len(top)} image{'s' if len(top) != 1 else ''} at its top level "
+                             f"(first: {top[0]}), in no class subfolder; with --labels subdirs every image must be "
+                             "inside a class subfolder: move or remove them")
+        self.classes = sorted(per_class)
+        if len(self.classes) < 2:
+            raise SaganError(f"--labels subdirs needs at least 2 class subfolders holding images; {shown} has "
+                             f"{len(self.classes)}{' (' + self.classes[0] + ')' if self.classes else ''}")
+        self.empty = sorted(e.name for e in os.scandir(self.root)
+                            if e.is_dir(follow_symlinks=False) and e.name not in per_class)
+        self._ids = {name: i for i, name in enumerate(self.classes)}
+        self.identity.update(labels="subdirs", classes=self.classes)
+        self.info["labels"] = "subdirs"
+
+    def class_of(self, item: str) -> int:
+        return self._ids[item.partition("/")[0]]
 
     def __len__(self) -> int:
         return self.count

@@ -25,8 +25,18 @@ from sagan_cli.util.fsutil import disk_full
 
 HEADER_BYTES = 128
 WINDOW_BYTES = 16 << 20
+LABEL_BYTES = 8  # labels.npy: one little-endian int64 per row
+
+
 def header(rows: int, imsize: int) -> bytes:
-    d = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({rows}, 3, {imsize}, {imsize}), }}"
+    return _header(f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({rows}, 3, {imsize}, {imsize}), }}")
+
+
+def label_header(rows: int) -> bytes:
+    return _header(f"{{'descr': '<i8', 'fortran_order': False, 'shape': ({rows},), }}")
+
+
+def _header(d: str) -> bytes:
     text = d.ljust(HEADER_BYTES - 10 - 1) + "\n"
     out = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode("latin1")
     assert len(out) == HEADER_BYTES
@@ -128,3 +138,40 @@ def fingerprint_file(path: Path, rows: int, imsize: int) -> str:
             fp.update(np.frombuffer(view[:n], np.uint8))
             left -= n
     return fp.hexdigest()
+
+
+class LabelWriter:
+    """``labels.npy`` beside images.npy, written the same way: a fixed header, rows from ``start`` on
+    (``pwrite``), made durable by ``flush`` before progress.json claims them, trimmed by ``finalise_labels``.
+    Small (8 bytes an image), so no pre-allocation: a re-run overwrites the rows past ``start``."""
+
+    def __init__(self, path: Path, capacity: int, start: int):
+        self.path, self.row = path, start
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if start == 0:
+            os.pwrite(self._fd, label_header(capacity), 0)
+
+    def write(self, labels: np.ndarray) -> None:
+        data = np.ascontiguousarray(labels, dtype="<i8").tobytes()
+        os.pwrite(self._fd, data, HEADER_BYTES + self.row * LABEL_BYTES)
+        self.row += len(labels)
+
+    def flush(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def finalise_labels(path: Path, rows: int) -> None:
+    """Set labels.npy's row count to ``rows`` and drop the tail, then sync (idempotent, like ``finalise``)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, label_header(rows), 0)
+        os.ftruncate(fd, HEADER_BYTES + rows * LABEL_BYTES)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -6,6 +6,10 @@ source. Every ``COMMIT_EVERY_S`` seconds the written rows are flushed and then
 ``progress.json`` (entries consumed, rows written, skip records) is replaced
 atomically; a re-run of the same command continues from there. ``meta.json``
 (``"complete": true``) is written last, after the file is trimmed and synced.
+
+A source with ``classes`` (names; its ``class_of(item)`` gives an entry's class id, in this process) makes
+a labelled dataset: ``labels.npy`` is written beside images.npy, row for row, committed and resumed
+with it (``npyfile.LabelWriter``), and meta.json records the classes and images per class.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import numpy as np
 
 from sagan_cli.data.prepare import npyfile
 from sagan_cli.data.prepare import state as outdir
-from sagan_cli.data.dataset import IMAGES, base_meta, refuse_pickled, write_meta
+from sagan_cli.data.dataset import IMAGES, LABELS, base_meta, class_fields, refuse_pickled, with_labels, write_meta
 from sagan_cli.data.prepare.imageops import TOO_SMALL
 from sagan_cli.data.prepare.source import Source
 from sagan_cli.data.prepare.worker import Transform, process_chunk, worker_init
@@ -60,6 +64,8 @@ class Outcome:
     elapsed_s: float = 0.0
     workers: int = 0
     preview: Path | None = None
+    classes: list[str] | None = None  # a labelled dataset's class names, with
+    class_counts: list[int] | None = None  # its images per class
 
     @property
     def rate(self) -> float:
@@ -175,9 +181,10 @@ class _Run:
             if len(self.skipped) < MAX_SKIP_RECORDS:
                 self.skipped.append({"key": key, "reason": reason})
 
-    def commit(self, writer: npyfile.RowWriter | None) -> None:
-        if writer is not None:
-            writer.flush()  # rows reach the file before progress.json claims them
+    def commit(self, *writers) -> None:
+        for writer in writers:
+            if writer is not None:
+                writer.flush()  # rows reach the file before progress.json claims them
         outdir.save_progress(self.out, {
             "request": self.request, "identity": self.identity, "capacity": self.capacity,
             "consumed": self.consumed, "written": self.written, "position": self.position,
@@ -190,13 +197,17 @@ def _disk_full(out: Path) -> SaganError:
     return SaganError(f"disk full while writing {out}; free some space and re-run the same command to resume")
 
 
-def _check_resumable(out: Path, progress: dict, identity: dict, capacity: int) -> None:
+def _check_resumable(out: Path, progress: dict, identity: dict, capacity: int, labelled: bool) -> None:
     if progress.get("identity") != identity or progress.get("capacity") != capacity:
         raise SaganError(f"the source changed since {out} was started ({outdir.differences(progress.get('identity') or {}, identity)}); "
                          "pass --force to start over")
     path = out / IMAGES
     need = npyfile.HEADER_BYTES + int(progress.get("written", 0)) * npyfile.row_bytes(progress["request"]["imsize"])
     if not path.exists() or path.stat().st_size < need:
+        raise SaganError(f"{path} is shorter than {out / outdir.PROGRESS} says; pass --force to start over")
+    path = out / LABELS
+    need = npyfile.HEADER_BYTES + int(progress.get("written", 0)) * npyfile.LABEL_BYTES
+    if labelled and (not path.exists() or path.stat().st_size < need):
         raise SaganError(f"{path} is shorter than {out / outdir.PROGRESS} says; pass --force to start over")
 
 
@@ -209,16 +220,18 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
     status, state = outdir.inspect(out, request, opts.force)
     if status == "done":
         return _finish_preview(Outcome(out, int(state["count"]), int(state.get("skipped_count", 0)),
-                                       int(state.get("skipped_small", 0)), already=True), opts)
+                                       int(state.get("skipped_small", 0)), already=True,
+                                       classes=state.get("classes"), class_counts=state.get("class_counts")), opts)
     source = make_source()
     target = min(len(source), opts.max_images or len(source))
     identity = dict(source.identity)
+    classes = getattr(source, "classes", None)
     transform = Transform(opts.imsize, opts.crop or "center", opts.resample or "lanczos", opts.min_size or 0)
     images_path = out / IMAGES
     t0 = time.monotonic()
     try:
         if status == "resume":
-            _check_resumable(out, state, identity, target)
+            _check_resumable(out, state, identity, target, classes is not None)
             run = _Run(out, request, identity, target, state)
             say(f"resuming {out}: {run.written} of {target} images done, {run.consumed} of {len(source)} entries read")
         else:
@@ -230,7 +243,7 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
         finished = run.written >= target or run.consumed >= len(source)
         if not finished:
             npyfile.allocate(images_path, target, opts.imsize)
-            _fill(run, source, transform, opts, images_path, target, Reporter)
+            _fill(run, source, transform, opts, images_path, target, Reporter, classes is not None)
         if run.written == 0:
             first = run.skipped[0] if run.skipped else {"key": "?", "reason": "?"}
             # nothing to resume: what this command created goes (a re-run would only fail the same way)
@@ -246,9 +259,15 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             raise SaganError(f"no image could be decoded from {source.label}: all {run.consumed} entries were skipped "
                              f"(first: {first['key']}: {first['reason']})")
         fingerprint = npyfile.finalise(images_path, run.written, opts.imsize)
+        labelled = {}
+        if classes is not None:
+            npyfile.finalise_labels(out / LABELS, run.written)
+            labels = np.load(out / LABELS, allow_pickle=False)
+            fingerprint = with_labels(fingerprint, labels, classes)
+            labelled = class_fields(labels, classes)
         elapsed = time.monotonic() - t0
         meta = base_meta(
-            **source.info, count=run.written, imsize=opts.imsize, crop=opts.crop, resample=opts.resample,
+            **source.info, **labelled, count=run.written, imsize=opts.imsize, crop=opts.crop, resample=opts.resample,
             fingerprint=fingerprint, skipped=run.skipped, skipped_count=run.skipped_count,
             skipped_small=run.small_count, min_size=opts.min_size, source_entries=len(source),
             entries_read=run.consumed, max_images=opts.max_images,
@@ -265,13 +284,20 @@ def prepare(out: Path, request: dict, make_source: Callable[[], Source], opts: O
             reason = f"{exc.filename}: {reason}"
         raise SaganError(f"cannot write the dataset in {out}: {reason}") from None
     outcome = Outcome(out, run.written, run.skipped_count, run.small_count, resumed_from=start_written, elapsed_s=elapsed,
-                      workers=run.workers)
+                      workers=run.workers, classes=labelled.get("classes"), class_counts=labelled.get("class_counts"))
     return _finish_preview(outcome, opts)
 
 
+def _good_labels(source: Source, chunk: list, n_entries: int, skips: list, n_images: int) -> np.ndarray:
+    """The class ids of a chunk's images: its entries up to ``n_entries`` that were not skipped."""
+    bad = {pos for pos, _, _ in skips}
+    return np.array([source.class_of(chunk[p]) for p in range(n_entries) if p not in bad][:n_images], np.int64)
+
+
 def _fill(run: _Run, source: Source, transform: Transform, opts: Options, images_path: Path,
-          target: int, reporter_cls) -> None:
+          target: int, reporter_cls, labelled: bool = False) -> None:
     writer = npyfile.RowWriter(images_path, opts.imsize, target, run.written)
+    lwriter = npyfile.LabelWriter(images_path.parent / LABELS, target, run.written) if labelled else None
     remaining = len(source) - run.consumed
     workers = min(opts.workers, max(1, math.ceil(remaining / source.chunk_size)))
     run.workers = workers
@@ -283,6 +309,8 @@ def _fill(run: _Run, source: Source, transform: Transform, opts: Options, images
             for chunk, (images, skips) in decoder.run(source, transform, run.consumed, run.position):
                 n_entries, images, skips = _take(len(chunk), images, skips, target - run.written)
                 writer.write(images)
+                if lwriter is not None:
+                    lwriter.write(_good_labels(source, chunk, n_entries, skips, len(images)))
                 run.written += len(images)
                 run.consumed += n_entries
                 run.position = source.position(chunk[n_entries - 1])
@@ -291,18 +319,20 @@ def _fill(run: _Run, source: Source, transform: Transform, opts: Options, images
                 if run.written >= target:
                     break
                 if time.monotonic() - last_commit >= COMMIT_EVERY_S:
-                    run.commit(writer)
+                    run.commit(writer, lwriter)
                     last_commit = time.monotonic()
-        run.commit(writer)
+        run.commit(writer, lwriter)
     except KeyboardInterrupt:
         if reporter is not None:
             reporter.close()
-        run.commit(writer)
+        run.commit(writer, lwriter)
         raise SaganError(f"interrupted after {run.written} of {target} images; "
                          "re-run the same command to resume", exit_code=EXIT_INTERRUPTED) from None
     finally:
         if reporter is not None:
             reporter.close()
+        if lwriter is not None:
+            lwriter.close()
 
 
 def _finish_preview(outcome: Outcome, opts: Options) -> Outcome:

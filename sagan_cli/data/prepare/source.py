@@ -9,7 +9,9 @@ keys, size)`` yields ``(key, value)`` for each key, in order, where ``value`` is
 * ``None`` (no such entry) or an ``OSError`` (unreadable): recorded as a skip with its reason.
 
 A reader is given as a function or as ``"module:function"`` (imported in the worker on first use), and
-receives plain data only, so nothing holding a handle is ever pickled to a worker. Adding a source: a
+receives plain data only, so nothing holding a handle is ever pickled to a worker. A labelled source also
+has ``classes`` (names; class id = index) and ``class_of(item) -> int``, called in the parent for each entry
+that became an image (``pipeline.py`` writes labels.npy from them). Adding a source: a
 module with its ``Source`` class, its reader here, and its command in ``sagan_cli/cli/prepare.py``
 (docs/architecture.md).
 """
@@ -37,6 +39,8 @@ READERS: dict[str, str | Callable] = {
     "lmdb": "sagan_cli.data.prepare.lsun:fetch",
     "folder": "sagan_cli.data.prepare.folder:fetch",
     "synthetic": "sagan_cli.data.prepare.synthetic:fetch",
+    "classes": "sagan_cli.data.prepare.classes:fetch",
+    "cifar10": "sagan_cli.data.prepare.cifar:fetch",
 }
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sagan_cli.data.dataset import FORMAT, IMAGES, META, read_meta
+from sagan_cli.data.dataset import FORMAT, IMAGES, LABELS, META, read_meta
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.fsutil import atomic_write_json
 
 PROGRESS = "progress.json"
 PREVIEW = "preview.png"
 PROGRESS_FORMAT = "sagan-prepare-progress"
-OURS = (META, PROGRESS, IMAGES, PREVIEW)
+OURS = (META, PROGRESS, IMAGES, LABELS, PREVIEW)
 
 
 def differences(old: dict, new: dict) -> str:
