@@ -307,7 +307,8 @@ class Trainer:
         sampler = EpochSampler(len(self.dataset), t.batch, seed=self.sampler_state["seed"],
                                rank=self.dist.rank, world=self.dist.world,
                                epoch=self.sampler_state["epoch"], position=self.sampler_state["position"])
-        prefetch = Prefetcher(self.dataset.images, sampler, pin_memory=self.device.type == "cuda")
+        prefetch = Prefetcher(self.dataset.images, sampler, pin_memory=self.device.type == "cuda",
+                              labels=self.dataset.labels)  # next(): ((images, labels or None), state)
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
@@ -338,7 +339,7 @@ class Trainer:
         t_last, step_last = time.perf_counter(), self.step
         stop = self._agreed_stop()
         while self.step < t.steps and stop is None:
-            batch, self.sampler_state = prefetch.next()
+            (batch, labels), self.sampler_state = prefetch.next()
             self.train_step(batch)
             self.step += 1
             self.images_seen += t.batch
