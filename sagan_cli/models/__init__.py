@@ -4,12 +4,17 @@
 ``cfg -> (G, D)``, given as the builder itself or as ``"module:function"`` (imported on first use,
 so listing the names costs no torch import). What a builder returns, every command relies on:
 
-* ``G(z, attn_weights=None)``: B×z_dim → B×3×S×S in [-1, 1]; ``D(x, attn_weights=None)``: → B logits;
-  with a dict as ``attn_weights``, each attention layer stores its B×N×M weights under its name;
+* ``G(z, y=None, attn_weights=None)``: B×z_dim → B×3×S×S in [-1, 1]; ``D(x, y=None, attn_weights=None)``:
+  → B logits; ``y`` (a LongTensor of B class ids) is passed only when ``cfg.num_classes > 0``, and a
+  conditional network refuses to run without it (an unconditional builder may leave ``y`` out);
+  with a dict as ``attn_weights`` (always by keyword), each attention layer stores its B×N×M weights
+  under its name;
 * ``G.attn`` / ``D.attn``: ``nn.ModuleDict`` of the ``SelfAttention`` blocks keyed by the feature-map
   resolution (``"16"``), which name the layers ``g16``, ``d8`` (``layer_name``).
 
-Adding an architecture is one module with a ``build`` and one entry here (docs/architecture.md).
+``build`` applies ``cfg.init`` (models/weight_init.py) to what the builder returns, so every
+architecture takes ``--init``. Adding an architecture is one module with a ``build`` and one entry here
+(docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable
 
 ARCHITECTURES: dict[str, str | Callable] = {
     "dcgan": "sagan_cli.models.dcgan:build",
+    "resnet": "sagan_cli.models.resnet:build",
 }
 
 
@@ -28,7 +34,13 @@ def build(cfg):
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         entry = getattr(importlib.import_module(module), attr)
-    return entry(cfg)
+    G, D = entry(cfg)
+    if getattr(cfg, "init", "default") != "default":
+        from sagan_cli.models.weight_init import apply_init
+
+        apply_init(G, cfg.init)
+        apply_init(D, cfg.init)
+    return G, D
 
 
 def layer_name(net: str, res: int | str) -> str:

@@ -8,6 +8,8 @@ statistics are reset and accumulated as a plain average over ``forwards`` no-gra
 ``batch`` latents drawn from a fixed seed, with only the BatchNorm layers in train mode (spectral
 norm's power-iteration vectors and everything else stay as they are), then G is back in eval mode.
 The global RNG is not touched, so the result depends only on the weights, the batch and the seed.
+A class-conditional G gets class ids drawn uniformly from the same seeded generator with each batch
+(the statistics are shared by all classes; only the gains and biases are per class).
 """
 
 from __future__ import annotations
@@ -44,8 +46,13 @@ def apply_standing_stats(G: nn.Module, z_dim: int, batch: int, forwards: int = F
             # torch's own per-process BatchNorm, also for subclasses such as the trainer's SyncBatchNorm2d,
             # whose train mode would wait for ranks that are not drawing samples
             m.forward = nn.modules.batchnorm._BatchNorm.forward.__get__(m)
+        num_classes = getattr(getattr(G, "cfg", None), "num_classes", 0)
         for _ in range(forwards):
-            G(torch.randn(batch, z_dim, generator=gen).to(device))
+            z = torch.randn(batch, z_dim, generator=gen).to(device)
+            if num_classes:
+                G(z, torch.randint(num_classes, (batch,), generator=gen).to(device))
+            else:
+                G(z)
     finally:
         for m, momentum in zip(bns, momenta):
             m.momentum = momentum
