@@ -73,7 +73,11 @@ def train(
     z_dim: int = typer.Option(128, min=1, help="Latent size."),
     g_conv_dim: int = typer.Option(64, min=1, help="G base width (channels at the last block)."),
     d_conv_dim: int = typer.Option(64, min=1, help="D base width (channels at the first block)."),
-    loss: str = typer.Option("hinge", autocompletion=lambda: list(LOSSES), help=f"Adversarial loss: {' | '.join(LOSSES)}."),
+    loss: str = typer.Option("hinge", autocompletion=lambda: list(LOSSES), help=f"Adversarial loss: {' | '.join(LOSSES)} (docs/train.md)."),
+    gp_weight: float = typer.Option(10.0, help="Weight of the gradient penalty of --loss wgan-gp."),
+    n_dis: int = typer.Option(1, min=1, help="D steps per G step, each on the next real batch (SNGAN: 5); a step is one G step."),
+    lr_decay: float = typer.Option(1.0, metavar="GAMMA", help="Multiply both learning rates by GAMMA every --lr-decay-every steps (1: constant)."),
+    lr_decay_every: int = typer.Option(1000, min=1, help="Steps between two --lr-decay multiplications."),
     lr_g: float = typer.Option(1e-4, help="G learning rate (TTUR)."),
     lr_d: float = typer.Option(4e-4, help="D learning rate (TTUR)."),
     beta1: float = typer.Option(0.0, help="Adam beta1."),
@@ -100,6 +104,8 @@ def train(
     from sagan_cli.util.device import validate_device_string
 
     validate_device_string(device)
+    if "gp_weight" in options.explicit(ctx) and resume is None and loss in LOSSES and LOSSES[loss].penalty is None:
+        raise SaganError(f"--gp-weight weights a loss's penalty term; --loss {loss} has none (it applies to wgan-gp)")
     model_opts = _config_fields(ModelConfig, ctx.params)
     train_opts = _config_fields(TrainConfig, ctx.params)
     if resume is None and data is not None and options.given(ctx, "imsize") != "COMMANDLINE":

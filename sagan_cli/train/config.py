@@ -38,6 +38,10 @@ class TrainConfig:
     tensorboard: bool = False
     sync_bn: bool = True  # with several processes: G's BatchNorm statistics over the global batch
     loss: str = "hinge"  # a key of sagan_cli.train.losses.LOSSES
+    gp_weight: float = 10.0  # weight of the loss's penalty term (wgan-gp's gradient penalty); losses without one ignore it
+    n_dis: int = 1  # D steps per G step; a step is one G step (docs/train.md)
+    lr_decay: float = 1.0  # both learning rates times this every lr_decay_every steps (1: constant); train/schedule.py
+    lr_decay_every: int = 1000
     eval_every: int = 0  # evaluate every N steps (0: never); train/evaluation.py
     eval_metrics: str = "swd"  # comma-separated names of sagan_cli.metrics.table.METRICS; the first decides best.pt
     eval_num: int = 2048  # generated images per evaluation (real ones: as many, a fixed subset)
@@ -61,6 +65,10 @@ class TrainConfig:
             ("num-samples", self.num_samples >= 1, ">= 1"),
             ("eval-every", self.eval_every >= 0, ">= 0 (0: no evaluation during training)"),
             ("eval-num", self.eval_num >= 2, ">= 2"),
+            ("gp-weight", self.gp_weight >= 0 and math.isfinite(self.gp_weight), "finite and >= 0"),
+            ("n-dis", self.n_dis >= 1, ">= 1"),
+            ("lr-decay", 0 < self.lr_decay <= 1, "in (0, 1] (1: no decay)"),
+            ("lr-decay-every", self.lr_decay_every >= 1, ">= 1"),
         ]
         from sagan_cli.train.losses import LOSSES
 

@@ -1,6 +1,6 @@
 """The SAGAN training loop: the loss of ``TrainConfig.loss`` (hinge by default), TTUR Adam, EMA of G, AMP, checkpoints, resume.
 
-One iteration is one D step then one G step, as in the paper. In the D step the
+A step is ``--n-dis`` D steps (1, as in the paper; each on the next real batch) then one G step. In the D step the
 fakes come from G under ``no_grad`` and real and fake go through D in one batch
 (D has no batch statistics, so this equals two calls). In the G step D's weights
 are frozen, so no gradient is computed for them. Scalars are accumulated on the
@@ -28,18 +28,18 @@ from sagan_cli.train.config import TrainConfig
 from sagan_cli.data.dataset import PreparedDataset
 from sagan_cli.data.loader import EpochSampler, Prefetcher
 from sagan_cli.util.errors import EXIT_DIVERGED, EXIT_PEER_LOST, EXIT_SIGTERM, SaganError
-from sagan_cli.util.fsutil import atomic_write_json, write_error
 from sagan_cli.util.images import grid, save_png, to_uint8
 from sagan_cli.models import build, gammas
 from sagan_cli.models.standing import apply_standing_stats
 from sagan_cli.train import distributed as dist_util
-from sagan_cli.train import losses
+from sagan_cli.train import losses, run_config
 from sagan_cli.train import evaluation
 from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_best, save_checkpoint
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.curves import refresh as refresh_curves
 from sagan_cli.train.ema import EMA
 from sagan_cli.train.evaluation import DuringTraining
+from sagan_cli.train.schedule import LRSchedule
 from sagan_cli.train.log import LogWriteError, TrainLogger
 
 # With several processes a stop request (Ctrl-C, SIGTERM) is agreed on every this many steps.
@@ -88,6 +88,7 @@ class Trainer:
         fused = {"fused": True} if cuda else {}
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=tcfg.lr_g, betas=betas, **fused)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=tcfg.lr_d, betas=betas, **fused)
+        self.schedule = LRSchedule(self.opt_G, self.opt_D, tcfg.lr_decay, tcfg.lr_decay_every)
         # Replicas are identical, so only rank 0 (the one that writes) keeps the average.
         self.ema = EMA(self.G, tcfg.ema_decay, tcfg.ema_start) if tcfg.ema and dist.is_main else None
         self.amp_dtype = None
@@ -146,6 +147,7 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(),
             "opt_D": self.opt_D.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "lr_schedule": self.schedule.state_dict(),
             "rng": rng,
             "sampler": dict(self.sampler_state),
             "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint, "count": len(self.dataset)},
@@ -167,6 +169,7 @@ class Trainer:
             raise SaganError(f"checkpoint does not match this model ({str(exc).splitlines()[0][:200]})") from None
         self.step = int(ckpt["step"])
         self.images_seen = int(ckpt.get("images_seen", 0))
+        self.schedule.load_state_dict(ckpt.get("lr_schedule"), self.step)
         self.sampler_state = dict(ckpt["sampler"])
         if isinstance(ckpt.get("fixed_z"), torch.Tensor):
             self.fixed_z = ckpt["fixed_z"]
@@ -190,7 +193,8 @@ class Trainer:
         z = torch.randn(self.tcfg.batch, self.mcfg.z_dim, device=self.device)
         return z[self.dist.shard(self.tcfg.batch)] if self.dist.enabled else z
 
-    def train_step(self, real_u8: torch.Tensor) -> None:
+    def d_step(self, real_u8: torch.Tensor) -> None:
+        """One D step; with ``--n-dis K`` the trainer takes K of them, each on the next real batch, per G step."""
         b = real_u8.shape[0]
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         real = real.contiguous(memory_format=self.memory_format)
@@ -202,10 +206,18 @@ class Trainer:
             logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
         d_real, d_fake = logits[:b], logits[b:]
         d_loss = self.loss.d(d_real, d_fake)
+        if self.loss.penalty is not None:  # through the plain D: DDP and torch.compile have no double backward
+            eps = torch.rand(self.tcfg.batch, 1, 1, 1, device=self.device)[self.dist.shard(self.tcfg.batch)]
+            d_loss = d_loss + self.tcfg.gp_weight * self.loss.penalty(self.D, real, fake.to(real.dtype), eps)
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()
+        self._acc[:3] += torch.stack([d_loss, d_real.mean(), d_fake.mean()]).detach() / self.tcfg.n_dis
+
+    def train_step(self, real_u8: torch.Tensor) -> None:
+        """A step's last D step (``d_step``), then the G step."""
+        self.d_step(real_u8)
 
         # G step: D frozen, gradients flow through it into G only.
         self.D.requires_grad_(False)
@@ -218,7 +230,7 @@ class Trainer:
         self.scaler.update()
         self.D.requires_grad_(True)
 
-        self._acc += torch.stack([d_loss, g_loss, d_real.mean(), d_fake.mean()]).detach()
+        self._acc[3] += g_loss.detach()
         self._acc_n += 1
 
     # -------------------------------------------------------------- outputs
@@ -237,12 +249,12 @@ class Trainer:
         vals = dist_util.all_mean_(self._acc / max(self._acc_n, 1), self.dist).tolist()
         rec = {"step": self.step, "steps": self.tcfg.steps, "images_seen": self.images_seen,
                "epoch": self.sampler_state["epoch"]}
-        rec.update(dict(zip(("d_loss", "g_loss", "d_real", "d_fake"), vals)))
+        rec.update(dict(zip(("d_loss", "d_real", "d_fake", "g_loss"), vals)), **self.schedule.rates())
         g = gammas(self.G, self.D)
         if g:
             rec.update(zip(g, torch.stack(list(g.values())).tolist()))
         elapsed = time.perf_counter() - t_last
-        rec["img_per_s"] = round((self.step - step_last) * self.tcfg.batch / max(elapsed, 1e-9), 2)
+        rec["img_per_s"] = round((self.step - step_last) * self.tcfg.batch * self.tcfg.n_dis / max(elapsed, 1e-9), 2)
         self._check_finite()
         logger.log(rec)
         self._acc.zero_()
@@ -274,17 +286,7 @@ class Trainer:
         return path
 
     def write_config(self, extra: dict) -> None:
-        path = self.run_dir / "config.json"
-        try:
-            atomic_write_json(path, {
-                "model": self.mcfg.to_dict(), "train": self.tcfg.to_dict(), "device": str(self.device),
-                "amp_dtype": str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else None,
-                "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint,
-                         "count": len(self.dataset), "imsize": self.dataset.imsize},
-                "tool_version": __version__, "torch_version": str(torch.__version__), **extra,
-            })
-        except OSError as exc:
-            raise write_error(path, exc) from None
+        run_config.write(self, extra)
 
     # ------------------------------------------------------------------- run
     def _on_signal(self, signum, _frame) -> None:
@@ -339,10 +341,14 @@ class Trainer:
         t_last, step_last = time.perf_counter(), self.step
         stop = self._agreed_stop()
         while self.step < t.steps and stop is None:
+            for _ in range(t.n_dis - 1):  # the step's first D steps; train_step takes the last one and G's
+                (batch, labels), self.sampler_state = prefetch.next()
+                self.d_step(batch)
             (batch, labels), self.sampler_state = prefetch.next()
             self.train_step(batch)
             self.step += 1
-            self.images_seen += t.batch
+            self.images_seen += t.batch * t.n_dis  # real images D has seen
+            self.schedule.step()
             if self.ema is not None:
                 self.ema.update(self.step)
             final = self.step == t.steps
