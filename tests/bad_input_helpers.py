@@ -91,6 +91,13 @@ def _images(ws, name, files):
             Image.new("RGB", (side, side), (90, 30, 200)).save(ws / name / file)
 
 
+def _future_config(ws):
+    """A run's config.json as a later version might write it: an option this version does not have."""
+    config = json.loads((ws / RUN / "config.json").read_text())
+    config["train"]["warmup_steps"] = 500
+    (ws / "future.json").write_text(json.dumps(config))
+
+
 def _garbage_lmdb(ws):
     (ws / "garbage").mkdir()
     (ws / "garbage" / "data.mdb").write_bytes(b"\0" * 100)
@@ -120,6 +127,7 @@ SETUPS = {
     "other-data": lambda ws: save_dataset(ws / "data" / "other-32", make_images(64, 32, seed=1)),
     "foreign-dir": _foreign_dir,
     "garbage-lmdb": _garbage_lmdb,
+    "future-config": _future_config,
     "tiny-images": lambda ws: _images(ws, "tiny", {"a.png": 10, "b.png": 12}),
     "small-data": lambda ws: save_dataset(ws / "small", make_images(16, 8)),
     "junk-images": lambda ws: _images(ws, "junk", {"a.png": None, "b.jpg": None}),

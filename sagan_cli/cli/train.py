@@ -46,6 +46,18 @@ def _config_fields(cls, params: dict) -> dict:
             for f in dataclasses.fields(cls) if f.name in params}
 
 
+def _replay(ctx: typer.Context, config: Path, resume: str | None) -> None:
+    """--config: a run's resolved options (train/run_config.py) stand in for every option not given here."""
+    from sagan_cli.train.run_config import replay
+
+    if resume is not None:
+        raise SaganError("--config starts a new run with a run's options, --resume continues a run; give one of them")
+    given = options.explicit(ctx)
+    for name, value in replay(config).items():
+        if name in ctx.params and name not in given:
+            ctx.params[name] = (Path(value) if value else None) if name == "data" else value
+
+
 def train(
     ctx: typer.Context,
     arch: str = typer.Option("dcgan", autocompletion=lambda: list(ARCHITECTURES), help=f"Architecture: {' | '.join(ARCHITECTURES)} (docs/model.md)."),
@@ -56,6 +68,7 @@ def train(
     runs: Path = typer.Option(Path("runs"), "--runs", help="Runs root: the parent of run directories (a new run is NNNNN-<name> in it)."),
     name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
     resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --runs) or a checkpoint path."),
+    config: Path | None = typer.Option(None, "--config", help="Start a new run with the options of a run's config.json (or run directory); options given here override."),
     device: str = options.device_option(),
     seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
     log_every: int = typer.Option(100, min=1, help="Log metrics every N steps."),
@@ -104,6 +117,9 @@ def train(
     from sagan_cli.util.device import validate_device_string
 
     validate_device_string(device)
+    if config is not None:
+        _replay(ctx, config, resume)
+        data, batch, loss, eval_every, eval_metrics = (ctx.params[k] for k in ("data", "batch", "loss", "eval_every", "eval_metrics"))
     if "gp_weight" in options.explicit(ctx) and resume is None and loss in LOSSES and LOSSES[loss].penalty is None:
         raise SaganError(f"--gp-weight weights a loss's penalty term; --loss {loss} has none (it applies to wgan-gp)")
     model_opts = _config_fields(ModelConfig, ctx.params)
