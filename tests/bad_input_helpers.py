@@ -21,6 +21,7 @@ from conftest import REPO, make_images
 from payloads import FileMaker
 from faults_helpers import DATA, RUN, TINY, base_workspace
 from prepare_helpers import make_lsun_lmdb, make_zip
+from labels_helpers import make_cifar_pickle, make_class_folders
 from sagan_cli.data.dataset import save_dataset
 
 DOC = REPO / "docs" / "errors.md"
@@ -60,6 +61,9 @@ def bad_data(ws, case):
         save_dataset(d, make_images(16, 64))
     elif case == "count-mismatch":
         (d / "meta.json").write_text(json.dumps(meta | {"count": 99}))
+    elif case in ("labels-mismatch", "labels-out-of-range"):  # a labelled dataset whose labels.npy does not fit
+        save_dataset(d, make_images(16, 32), labels=np.arange(16) % 2, classes=["a", "b"])
+        np.save(d / "labels.npy", np.arange(15) % 2 if case == "labels-mismatch" else np.arange(16) % 3)
 
 
 def _save(obj, path):
@@ -135,6 +139,9 @@ SETUPS = {
     "bridge-lmdb": lambda ws: _lmdb(ws, "bridge_train_lmdb"),
     "bridge-zip": lambda ws: (ws / "bridge_train_lmdb.zip").write_bytes(b"PK"),
     "nodata-zip": lambda ws: zipfile.ZipFile(ws / "nodata.zip", "w").close(),
+    "class-folders-top": lambda ws: make_class_folders(ws / "classes", {"a": 1, "b": 1}, top=2),
+    "one-class-folder": lambda ws: make_class_folders(ws / "oneclass", {"only": 2}),
+    "cifar-pickle": lambda ws: make_cifar_pickle(ws / "cifar-10-python.tar.gz"),
     "evil-zip": lambda ws: make_zip(_lmdb(ws, "church_outdoor_train_lmdb"), ws / "evil.zip", extra={"../escaped.txt": b"x"}),
 }
 

@@ -96,7 +96,7 @@ def _classes_line(classes: list[str], counts: list[int], shown: int = 12) -> str
 
 @app.command()
 def lsun(
-    categories: list[LsunCategory] = typer.Argument(..., metavar="CATEGORY...", show_default=False,
+    categories: list[LsunCategory] = typer.Argument(..., metavar="CATEGORY", show_default=False,
                                                     help="LSUN scene category; several make one labelled dataset, "
                                                          "one class per category, in the order given."),
     split: Split = typer.Option(Split.train, "--split", help="LSUN split."),
