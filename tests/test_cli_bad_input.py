@@ -94,6 +94,8 @@ CASES = [
     C("train-lr-decay-above-one", "train", "--lr-decay 1.5", "--lr-decay must be in (0, 1]"),
     C("train-lr-decay-every-zero", "train", "--lr-decay-every 0", "'--lr-decay-every'"),
     C("train-attention-unknown", "train", "--attention fancy", "'--attention'"),
+    C("train-arch-resnet-imsize-unsupported", "train", "--arch resnet --imsize 512", "--arch resnet does not support imsize 512"),
+    C("train-init-unknown", "train", "--init lecun", "'--init'"),
     C("train-g-attn-no-such-map", "train", "--g-attn 64", "--g-attn 64"),
     C("train-g-attn-malformed", "train", "--g-attn x,y", "--g-attn"),
     C("train-d-attn-no-such-map", "train", "--d-attn 3", "--d-attn 3"),

@@ -44,4 +44,8 @@ def test_device_and_layers_complete_to_their_forms_not_to_file_names():
         assert _complete(f"sagan {command} --device ") == ["auto", "cpu", "cuda", "mps"]
     assert _complete("sagan sample --device cuda:") == [f"cuda:{i}" for i in range(8)]
     assert _complete("sagan attn-map --layers ") == ["all", "g", "d"]
-    assert _complete("sagan train --arch ") == ["dcgan"] and _complete("sagan train --loss ") == ["hinge"]
+    assert _complete("sagan train --arch ") == ["dcgan", "resnet"]
+    assert _complete("sagan train --init ") == ["default", "xavier", "ortho"]
+    from sagan_cli.train.losses import LOSSES
+
+    assert _complete("sagan train --loss ") == list(LOSSES)

@@ -15,12 +15,13 @@ import typer
 
 from sagan_cli.cli import options
 from sagan_cli.models import ARCHITECTURES
-from sagan_cli.models.config import ATTENTION_FORMS
+from sagan_cli.models.config import ATTENTION_FORMS, INITS
 from sagan_cli.train.losses import LOSSES
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.images import IMSIZES_TEXT
 
 Attention = options.choices("Attention", ATTENTION_FORMS)
+Init = options.choices("Init", INITS)
 
 
 def _resolutions(flag: str):
@@ -78,7 +79,9 @@ def train(
     num_samples: int = typer.Option(64, min=1, help="Images in each sample grid (fixed z)."),
     standing_stats: bool = typer.Option(True, "--standing-stats/--no-standing-stats",
                                         help="Sample grids: re-estimate G's BatchNorm statistics for its weights first."),
-    attention: Attention = typer.Option(Attention("paper"), help="Attention block: 'paper' (as in the paper) or 'official' (authors' code)."),
+    attention: Attention | None = typer.Option(None, help="Attention block: 'paper' (as in the paper) or 'official' (authors' code) "
+                                                 "(default: paper for dcgan, official for resnet)."),
+    init: Init = typer.Option(Init("default"), help="Weight init: default (PyTorch's), xavier (the authors' code) or ortho (BigGAN)."),
     g_attn: str | None = typer.Option(None, callback=_resolutions("--g-attn"),
                                       help="G feature-map sizes that get attention, e.g. 16,32, or none (default: by imsize; 16,32 at 64px)."),
     d_attn: str | None = typer.Option(None, callback=_resolutions("--d-attn"),
