@@ -20,7 +20,7 @@ def render(res: dict) -> str:
     out = [
         f"train_bench: {env['device_name']} ({env['device']}), torch {env['torch']}, {env['threads']} threads "
         f"({env['cpus_usable']} CPUs usable), git {env['git']}",
-        f"{res['imsize']} px, conv dim {res['conv_dim']}, batch {res['batch']}, {res['timed_steps_per_arm']} timed samples of "
+        f"{res.get('arch', 'dcgan')}, {res['imsize']} px, conv dim {res['conv_dim']}, batch {res['batch']}, {res['timed_steps_per_arm']} timed samples of "
         f"{res['iterations_per_timed_step']} iteration(s) per arm after {res['warmup']} warm-up, arms alternated; "
         f"load average {env.get('loadavg_start')} → {env.get('loadavg_end')}",
         f"sagan settings: {res['sagan_settings']}",
@@ -38,8 +38,7 @@ def render(res: dict) -> str:
     peaks = ", ".join(f"{k} {_si(v['flop_per_s'], 'FLOP/s')} ({v['n']})" for k, v in res["matmul_peak"].items())
     out += [
         "",
-        f"sagan / naive: {res['ratio']:.2f}× (ratio of medians), {res['ratio_paired_median']:.2f}× (median of pairs), "
-        f"{res['ratio_cpu_time']:.2f}× in process CPU time per iteration",
+        _ratio_line(res),
         f"matmul peak: {peaks}; 'of peak' is against the "
         f"{'bf16 matmul' if 'bf16_matmul' in res['matmul_peak'] else 'best fp32'} figure",
         f"memory: {next((a['memory']['method'] for a in res['arms'].values() if a.get('memory')), 'not measured')}; "
@@ -66,7 +65,7 @@ def render_markdown(res: dict) -> str:
     env = res["environment"]
     lines = [
         f"{env['device_name']} ({env['device']}), {env['threads']} threads, torch {env['torch']}, "
-        f"{res['imsize']} px, batch {res['batch']}, {res['timed_steps_per_arm']}×{res['iterations_per_timed_step']} "
+        f"{res.get('arch', 'dcgan')}, {res['imsize']} px, batch {res['batch']}, {res['timed_steps_per_arm']}×{res['iterations_per_timed_step']} "
         f"timed iterations per arm, load average {env.get('loadavg_start')} → {env.get('loadavg_end')}",
         "",
         "| arm | img/s (median) | IQR | s/iter | CPU s/iter | GFLOP/iter | achieved FLOP/s | of peak | peak memory |",
@@ -78,7 +77,17 @@ def render_markdown(res: dict) -> str:
             f"| {name} | {a['img_per_s_median']:.1f} | {a['img_per_s_q1']:.1f}–{a['img_per_s_q3']:.1f} | "
             f"{a['step_s_median']:.3f} | {a['cpu_s_median']:.2f} | {a['flops_per_step'] / 1e9:.1f} | "
             f"{_si(a['flop_per_s'], 'FLOP/s')} | {frac:.0%} | {_mib(a.get('memory'), 'peak_mib')} |")
-    lines += ["", f"sagan / naive: **{res['ratio']:.2f}×** (ratio of medians), {res['ratio_paired_median']:.2f}× "
-                  f"(median of pairs), {res['ratio_cpu_time']:.2f}× (process CPU time)"]
+    if res.get("ratio") is None:
+        lines += ["", _ratio_line(res)]
+    else:
+        lines += ["", f"sagan / naive: **{res['ratio']:.2f}×** (ratio of medians), {res['ratio_paired_median']:.2f}× "
+                      f"(median of pairs), {res['ratio_cpu_time']:.2f}× (process CPU time)"]
     return "\n".join(lines)
+
+
+def _ratio_line(res: dict) -> str:
+    if res.get("ratio") is None:
+        return f"sagan / naive: no naive arm for --arch {res.get('arch')} (the port has only the dcgan model)"
+    return (f"sagan / naive: {res['ratio']:.2f}× (ratio of medians), {res['ratio_paired_median']:.2f}× (median of pairs), "
+            f"{res['ratio_cpu_time']:.2f}× in process CPU time per iteration")
 

@@ -13,6 +13,9 @@ both see the same machine load; each timed sample is one full training iteration
 * ``sagan+VARIANT`` (``--variants``): the same Trainer with one change applied from the
   outside, to measure changes that belong in the Trainer before they are made there.
 
+``--arch resnet`` times the authors' residual model instead of the default ``dcgan``; the port has no
+such model, so there is no naive arm and no ratio (``ratio`` is null in the JSON).
+
 Reported: img/s per arm (median and IQR over ``--steps`` timed iterations after
 ``--warmup``), the ratio sagan/naive (ratio of medians, and the median of per-pair
 ratios), FLOPs per iteration (``torch.utils.flop_counter.FlopCounterMode``, counted on an
@@ -26,6 +29,7 @@ and the loader alone (``loader_bench.py``) against the step's demand.
     python benchmarks/train_bench.py --variants channels_last,compile
     python benchmarks/train_bench.py --device cuda --sweep 128,256,512   # sagan-only batch sweep
     python benchmarks/train_bench.py --quick --json -         # tiny smoke run (tests use it)
+    python benchmarks/train_bench.py --arch resnet --imsize 128 --batch 8 --no-loader   # sagan arm alone
 
 Not a test: nothing is asserted.
 """
@@ -33,6 +37,7 @@ Not a test: nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -53,6 +58,7 @@ from bench_measure import (  # noqa: E402  (after the path set-up above)
     matmul_peaks, profile_ops, resolve_device, summarize, sync, time_alternating,
 )
 from bench_report import render, render_markdown  # noqa: E402
+from sagan_cli.models import ARCHITECTURES  # noqa: E402
 from sagan_cli.util.images import IMSIZES  # noqa: E402
 
 VARIANTS = {
@@ -153,7 +159,7 @@ def cpu_peak_memory(arm: str, args, batch_size: int) -> dict | None:
     one arm freed stays in the C allocator's heap and hides the next arm's peak.
     """
     cmd = [sys.executable, str(Path(__file__).resolve()), "--probe-memory", arm, "--device", "cpu",
-           "--imsize", str(args.imsize), "--batch", str(batch_size), "--conv-dim", str(args.conv_dim)]
+           "--imsize", str(args.imsize), "--batch", str(batch_size), "--conv-dim", str(args.conv_dim), "--arch", args.arch]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     try:
@@ -174,7 +180,7 @@ def probe_memory(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cpu")
-    mcfg = ModelConfig(imsize=args.imsize, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim)
+    mcfg = ModelConfig(arch=args.arch, imsize=args.imsize, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim)
     images = np.random.default_rng(0).integers(0, 256, (args.batch, 3, args.imsize, args.imsize), dtype=np.uint8)
     batch = torch.from_numpy(images)
     if args.probe_memory == "naive":
@@ -212,7 +218,8 @@ def run(args) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    mcfg = ModelConfig(imsize=args.imsize, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim)
+    mcfg = ModelConfig(arch=args.arch, imsize=args.imsize, g_conv_dim=args.conv_dim, d_conv_dim=args.conv_dim)
+    with_naive = args.arch == "dcgan"  # the port's model: the naive baseline exists for it alone
     env = environment(device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.batch, 3, args.imsize, args.imsize), dtype=np.uint8)
@@ -221,32 +228,29 @@ def run(args) -> dict:
         batch = batch.pin_memory()
     say = (lambda *a: print(*a, file=sys.stderr, flush=True)) if not args.silent else (lambda *a: None)
 
-    say(f"building arms on {env['device_name']} ({device}), {args.imsize}px, batch {args.batch} ...")
-    naive = NaiveTrainer(mcfg, device)
+    say(f"building arms on {env['device_name']} ({device}), {args.arch} {args.imsize}px, batch {args.batch} ...")
+    naive = NaiveTrainer(mcfg, device) if with_naive else None
     sagan = make_sagan_trainer(mcfg, device, images)
-    steps = {"naive": naive.train_step, "sagan": sagan_step_fn(sagan)}
+    steps = ({"naive": naive.train_step} if with_naive else {}) | {"sagan": sagan_step_fn(sagan)}
     trainers = {"sagan": sagan}
     for v in args.variants:
         base = make_sagan_trainer(mcfg, device, images)
         trainers[f"sagan+{v}"] = apply_variant(base, v, mcfg, device, images)
         steps[f"sagan+{v}"] = sagan_step_fn(trainers[f"sagan+{v}"])
 
-    n_params = {
-        "naive": {"G": sum(p.numel() for p in naive.G.parameters()), "D": sum(p.numel() for p in naive.D.parameters())},
-        "sagan": {"G": sum(p.numel() for p in sagan.G.parameters()), "D": sum(p.numel() for p in sagan.D.parameters())},
-    }
+    n_params = {name: {"G": sum(p.numel() for p in t.G.parameters()), "D": sum(p.numel() for p in t.D.parameters())}
+                for name, t in (("naive", naive), ("sagan", sagan)) if t is not None}
     # FLOPs on an eager copy (a compiled graph hides its kernels from the counter), its CPU
     # attention on the bmm path: the counter has no formula for oneDNN's linear op.
     say("counting FLOPs ...")
     eager_sagan = make_sagan_trainer(mcfg, device, images, compile=False)
     for block in _attn(eager_sagan):
         block.onednn = False
-    flops_fwd = {
-        "naive": forward_flops_per_image(naive.G, naive.D, mcfg.z_dim, device),
-        "sagan": forward_flops_per_image(eager_sagan.G, eager_sagan.D, mcfg.z_dim, device),
-    }
-    flops_step = {"naive": count_flops(lambda: naive.train_step(batch)),
-                  "sagan": count_flops(lambda: sagan_step_fn(eager_sagan)(batch))}
+    flops_fwd = {"sagan": forward_flops_per_image(eager_sagan.G, eager_sagan.D, mcfg.z_dim, device)}
+    flops_step = {"sagan": count_flops(functools.partial(sagan_step_fn(eager_sagan), batch))}
+    if with_naive:
+        flops_fwd = {"naive": forward_flops_per_image(naive.G, naive.D, mcfg.z_dim, device)} | flops_fwd
+        flops_step = {"naive": count_flops(lambda: naive.train_step(batch))} | flops_step
     del eager_sagan
 
     for i in range(args.warmup):
@@ -258,7 +262,7 @@ def run(args) -> dict:
     say(f"timing {args.steps} iterations per arm, alternating {', '.join(steps)} ...")
     times, cpu_times = time_alternating(steps, batch, args.steps, device, args.inner)
     arms = {name: summarize(ts, cpu_times[name], args.batch) for name, ts in times.items()}
-    pairs = [n / s for n, s in zip(times["naive"], times["sagan"])]  # sagan speed-up per pair
+    pairs = [n / s for n, s in zip(times["naive"], times["sagan"])] if with_naive else []  # sagan speed-up per pair
 
     peaks = matmul_peaks(device, args.quick)
     fp32_peak = max(v["flop_per_s"] for k, v in peaks.items() if k.startswith("fp32"))
@@ -279,6 +283,7 @@ def run(args) -> dict:
     result = {
         "benchmark": "train_bench",
         "environment": env,
+        "arch": args.arch,
         "imsize": args.imsize,
         "batch": args.batch,
         "conv_dim": args.conv_dim,
@@ -298,9 +303,9 @@ def run(args) -> dict:
         "params": n_params,
         "forward_flops_per_image": flops_fwd,
         "arms": arms,
-        "ratio": arms["sagan"]["img_per_s_median"] / arms["naive"]["img_per_s_median"],
-        "ratio_paired_median": statistics.median(pairs),
-        "ratio_cpu_time": arms["naive"]["cpu_s_median"] / arms["sagan"]["cpu_s_median"],
+        "ratio": arms["sagan"]["img_per_s_median"] / arms["naive"]["img_per_s_median"] if with_naive else None,
+        "ratio_paired_median": statistics.median(pairs) if with_naive else None,
+        "ratio_cpu_time": arms["naive"]["cpu_s_median"] / arms["sagan"]["cpu_s_median"] if with_naive else None,
         "matmul_peak": peaks,
     }
     if args.sweep:
@@ -372,6 +377,8 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    ap.add_argument("--arch", default="dcgan", choices=list(ARCHITECTURES),
+                    help="architecture (default dcgan); resnet has no naive arm: the port has no such model")
     ap.add_argument("--imsize", type=int, default=64, choices=IMSIZES)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--conv-dim", type=int, default=64, help="G and D base width (default 64, the reference model)")
