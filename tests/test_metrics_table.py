@@ -97,7 +97,7 @@ def test_the_flags_are_the_tables_in_its_order_before_the_other_options(cli):
     r = cli("evaluate", "--help")
     assert r.code == 0
     where = [r.stdout.index(f"{m.flag} ") for m in METRICS.values()]
-    assert [m.flag for m in METRICS.values()] == ["--fid", "--is", "--kid", "--pr", "--swd"]
+    assert [m.flag for m in METRICS.values()] == ["--fid", "--is", "--kid", "--pr", "--swd", "--mirror"]
     assert where == sorted(where) and where[-1] < r.stdout.index("--num")
     for m in METRICS.values():
         assert m.help in r.stdout

@@ -188,6 +188,30 @@ def _swd_rows(r: dict) -> list[tuple[str, str]]:
                    for res in levels]
 
 
+# ---------------------------------------------------------------------------------------- mirror
+MIRROR_DEFAULT_NUM = 10000  # generated images when -n is not given: the mean's standard error is then ~1e-4
+
+
+def _mirror_accumulator(num_gen: int, num_real: int, device):
+    from sagan_cli.metrics.mirror import MirrorAccumulator
+
+    return MirrorAccumulator(num_gen, num_real, device)
+
+
+def _mirror(gen, real, ctx: Context) -> dict:
+    return ctx.accumulators["mirror"].result()
+
+
+def _mirror_protocol(ctx: Context) -> str | None:
+    acc = ctx.accumulators.get("mirror")
+    return None if acc is None else acc.protocol()
+
+
+def _mirror_rows(r: dict) -> list[tuple[str, str]]:
+    real = f"  (real images {_fmt(r['mirror_error_real'])})" if "mirror_error_real" in r else ""
+    return [("mirror error", _fmt(r["mirror_error"]) + real)]
+
+
 METRICS: dict[str, Metric] = {
     "fid": Metric(
         "fid", "--fid", "Fréchet Inception Distance (the default when no metric is chosen).", "FID", "FID",
@@ -211,6 +235,12 @@ METRICS: dict[str, Metric] = {
         "SWD (with its real-vs-real floor)", compute=_swd, rows=_swd_rows, protocol=_swd_protocol,
         min_real=4, needs_inception=False, accumulator=_swd_accumulator, same_size_min=SWD_MIN_SIZE,
         default_num=_swd_default_num, headline="swd"),
+    "mirror": Metric(
+        "mirror", "--mirror", "Mirror error: mean |x - fliplr(x)| on [0, 1] pixels (0 for the synthetic data's "
+        "mirrored scenes); no Inception weights.", "mirror error", "the mirror error",
+        compute=_mirror, rows=_mirror_rows, protocol=_mirror_protocol,
+        min_gen=1, needs_real=False, needs_inception=False, accumulator=_mirror_accumulator,
+        default_num=lambda num_real: MIRROR_DEFAULT_NUM, headline="mirror_error"),
 }
 DEFAULT = ("fid",)  # what is computed when no metric is chosen
 
