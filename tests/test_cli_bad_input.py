@@ -236,6 +236,10 @@ CASES = [
     C("plot-frames-without-timelapse", "plot", "--frames 10", "--frames applies to the timelapse"),
     C("plot-frames-one", "plot", "--timelapse g.gif --frames 1", "'--frames'"),
     C("plot-scale-zero", "plot", "--timelapse g.gif --scale 0", "'--scale'"),
+    # ---------------------------------------------------------------- info
+    C("info-checkpoint-missing", "info", "missing.pt", "checkpoint not found: missing.pt"),
+    C("info-no-run", "info", "", "no checkpoint found under runs/", "no-runs"),
+    *_ckpt_cases("info", "info", "", only=("directory", "text", "empty", "truncated", "foreign", "newer", "payload")),
     # ---------------------------------------------------------------- prepare
     C("synthetic-count-zero", "prepare synthetic", "--count 0", "'--count'"),
     C("synthetic-count-not-a-number", "prepare synthetic", "--count abc", "'--count'"),

@@ -13,7 +13,7 @@ import sys
 import typer
 import typer.core
 
-from sagan_cli.cli import attn_map, evaluate, options, plot, prepare, sample, train
+from sagan_cli.cli import attn_map, evaluate, info, options, plot, prepare, sample, train
 from sagan_cli.util.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PEER_LOST, SaganError
 
 def _flags_show_no_type() -> None:
@@ -69,6 +69,7 @@ COMMANDS = {
     "attn-map": attn_map.attn_map,
     "evaluate": evaluate.evaluate,
     "plot": plot.plot,
+    "info": info.info,
 }
 def _print_version(value: bool) -> None:
     if value:
