@@ -40,10 +40,6 @@ class ClassesSource:
     def class_of(self, item) -> int:
         return item[0]
 
-    def counts(self) -> list[int]:
-        """Entries per class (before any skips)."""
-        return [len(source) for _, source in self.parts]
-
     def position(self, item):
         return [item[0], self.parts[item[0]][1].position(item[1])]
 

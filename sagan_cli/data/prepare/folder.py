@@ -38,7 +38,15 @@ class FolderSource:
         if not root.is_dir():
             raise SaganError(f"{root} is not a directory (sagan prepare folder takes a directory of images)")
         self.root = root.resolve()
-        self.count = sum(1 for _ in walk_images(self.root))
+        per_class: dict[str, int] = {}
+        top = [0, None]  # images at the top level: how many, the first
+        for name in walk_images(self.root):  # one walk: the count, and the classes when labelled
+            head, sep, _ = name.partition("/")
+            if sep:
+                per_class[head] = per_class.get(head, 0) + 1
+            else:
+                top = [top[0] + 1, top[1] or name]
+        self.count = top[0] + sum(per_class.values())
         if self.count == 0:
             raise SaganError(f"no images ({'/'.join(e[1:] for e in IMAGE_SUFFIXES)}) under {root}")
         self.reader = ("folder", str(self.root))
@@ -46,20 +54,12 @@ class FolderSource:
         self.identity = {"source": "folder", "path": str(self.root), "entries": self.count}
         self.info = {"source": "folder", "category": None, "split": None, "source_path": str(self.root)}
         if labels == "subdirs":
-            self._subdir_classes(root)
+            self._subdir_classes(root, per_class, top)
 
-    def _subdir_classes(self, shown: Path) -> None:
-        per_class: dict[str, int] = {}
-        top = []
-        for name in walk_images(self.root):
-            head, sep, _ = name.partition("/")
-            if sep:
-                per_class[head] = per_class.get(head, 0) + 1
-            else:
-                top.append(name)
-        if top:
-            raise SaganError(f"{shown} has {len(top)} image{'s' if len(top) != 1 else ''} at its top level "
-                             f"(first: {top[0]}), in no class subfolder; with --labels subdirs every image must be "
+    def _subdir_classes(self, shown: Path, per_class: dict[str, int], top: list) -> None:
+        if top[0]:
+            raise SaganError(f"{shown} has {top[0]} image{'s' if top[0] != 1 else ''} at its top level "
+                             f"(first: {top[1]}), in no class subfolder; with --labels subdirs every image must be "
                              "inside a class subfolder: move or remove them")
         self.classes = sorted(per_class)
         if len(self.classes) < 2:
