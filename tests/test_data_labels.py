@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -127,6 +128,9 @@ def test_synthetic_without_classes_is_unchanged_and_with_classes_is_labelled(cli
     assert cli("prepare", "synthetic", "--imsize", 32, "--count", 90, "--workers", 1, "--out", "plain").code == 0
     plain = open_dataset(tmp_path / "plain")
     np.testing.assert_array_equal(plain.images, np.stack([render(0, i, 32) for i in range(90)]))
+    # the bytes of the scenes as they were before --classes existed (sha256 taken from that version)
+    assert hashlib.sha256(np.ascontiguousarray(plain.images).tobytes()).hexdigest() == \
+        "ef4abf7b3e30575c75c41492a3fab283f74691fa772dad8f21c7097f168a3646"
     assert plain.labels is None and not (tmp_path / "plain" / LABELS).exists() and "classes" not in plain.meta
     r = cli("prepare", "synthetic", "--imsize", 32, "--count", 90, "--classes", 3, "--workers", 2)
     assert r.code == 0, r.stderr
