@@ -96,6 +96,7 @@ CASES = [
     C("train-attention-unknown", "train", "--attention fancy", "'--attention'"),
     C("train-arch-resnet-imsize-unsupported", "train", "--arch resnet --imsize 512", "--arch resnet does not support imsize 512"),
     C("train-init-unknown", "train", "--init lecun", "'--init'"),
+    C("train-fake-labels-unknown", "train", "--fake-labels balanced", "'--fake-labels'"),
     C("train-g-attn-no-such-map", "train", "--g-attn 64", "--g-attn 64"),
     C("train-g-attn-malformed", "train", "--g-attn x,y", "--g-attn"),
     C("train-d-attn-no-such-map", "train", "--d-attn 3", "--d-attn 3"),

@@ -16,12 +16,14 @@ import typer
 from sagan_cli.cli import options
 from sagan_cli.models import ARCHITECTURES
 from sagan_cli.models.config import ATTENTION_FORMS, INITS
+from sagan_cli.train.config import FAKE_LABELS
 from sagan_cli.train.losses import LOSSES
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.images import IMSIZES_TEXT
 
 Attention = options.choices("Attention", ATTENTION_FORMS)
 Init = options.choices("Init", INITS)
+FakeLabels = options.choices("FakeLabels", FAKE_LABELS)
 
 
 def _resolutions(flag: str):
@@ -82,6 +84,9 @@ def train(
     attention: Attention | None = typer.Option(None, help="Attention block: 'paper' (as in the paper) or 'official' (authors' code) "
                                                  "(default: paper for dcgan, official for resnet)."),
     init: Init = typer.Option(Init("default"), help="Weight init: default (PyTorch's), xavier (the authors' code) or ortho (BigGAN)."),
+    unconditional: bool = typer.Option(False, "--unconditional", help="Ignore a labelled dataset's labels: an unconditional model "
+                                       "(default: class-conditional when the dataset has labels)."),
+    fake_labels: FakeLabels = typer.Option(FakeLabels("uniform"), help="Class labels of the fakes: uniform, or data (the dataset's class frequencies)."),
     g_attn: str | None = typer.Option(None, callback=_resolutions("--g-attn"),
                                       help="G feature-map sizes that get attention, e.g. 16,32, or none (default: by imsize; 16,32 at 64px)."),
     d_attn: str | None = typer.Option(None, callback=_resolutions("--d-attn"),

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from sagan_cli.util.errors import SaganError
 
 
+FAKE_LABELS = ("uniform", "data")  # --fake-labels (train/labels.py)
+
+
 @dataclass
 class TrainConfig:
     steps: int = 100_000
@@ -45,6 +48,8 @@ class TrainConfig:
     eval_every: int = 0  # evaluate every N steps (0: never); train/evaluation.py
     eval_metrics: str = "swd"  # comma-separated names of sagan_cli.metrics.table.METRICS; the first decides best.pt
     eval_num: int = 2048  # generated images per evaluation (real ones: as many, a fixed subset)
+    unconditional: bool = False  # a labelled dataset's labels ignored: an unconditional model (train/session.py)
+    fake_labels: str = "uniform"  # the fakes' class labels: uniform | data (its class frequencies); train/labels.py
 
     def __post_init__(self):
         checks = [
@@ -74,6 +79,8 @@ class TrainConfig:
 
         if self.loss not in LOSSES:
             raise SaganError(f"--loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        if self.fake_labels not in FAKE_LABELS:
+            raise SaganError(f"--fake-labels must be {' or '.join(FAKE_LABELS)}, got {self.fake_labels!r}")
         for name, ok, want in checks:
             if not ok:
                 raise SaganError(f"--{name} must be {want}, got {getattr(self, name.replace('-', '_'))}")

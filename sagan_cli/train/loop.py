@@ -38,6 +38,7 @@ from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.curves import refresh as refresh_curves
 from sagan_cli.train.ema import EMA
+from sagan_cli.train.labels import Labels, bind
 from sagan_cli.train.evaluation import DuringTraining
 from sagan_cli.train.schedule import LRSchedule
 from sagan_cli.train.log import LogWriteError, TrainLogger
@@ -96,6 +97,7 @@ class Trainer:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.fixed_z = fixed_noise(tcfg.num_samples, mcfg.z_dim, tcfg.seed)
+        self.labels = Labels(mcfg.num_classes, tcfg.fake_labels, dataset.labels, tcfg.batch, device, dist)  # train/labels.py
         self.step, self.images_seen = 0, 0
         self.sampler_state = {"seed": tcfg.seed, "epoch": 0, "position": 0}
         self._best = None  # the best evaluation so far, as a resumed checkpoint recorded it
@@ -193,36 +195,38 @@ class Trainer:
         z = torch.randn(self.tcfg.batch, self.mcfg.z_dim, device=self.device)
         return z[self.dist.shard(self.tcfg.batch)] if self.dist.enabled else z
 
-    def d_step(self, real_u8: torch.Tensor) -> None:
+    def d_step(self, real_u8: torch.Tensor, real_y: torch.Tensor | None = None) -> None:
         """One D step; with ``--n-dis K`` the trainer takes K of them, each on the next real batch, per G step."""
         b = real_u8.shape[0]
         real = real_u8.to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
         real = real.contiguous(memory_format=self.memory_format)
+        y_real, y_fake = self.labels.real(real_y), self.labels.fake()  # () when unconditional
 
         # D step: the loss on real and (no-grad) fake images.
         with torch.no_grad(), self._autocast():
-            fake = self.G_step(self._noise())
+            fake = self.G_step(self._noise(), *y_fake)
         with self._autocast():
-            logits = self.D_step(torch.cat([real, fake.to(real.dtype)])).float()
+            logits = self.D_step(torch.cat([real, fake.to(real.dtype)]), *self.labels.joined(y_real, y_fake)).float()
         d_real, d_fake = logits[:b], logits[b:]
         d_loss = self.loss.d(d_real, d_fake)
         if self.loss.penalty is not None:  # through the plain D: DDP and torch.compile have no double backward
             eps = torch.rand(self.tcfg.batch, 1, 1, 1, device=self.device)[self.dist.shard(self.tcfg.batch)]
-            d_loss = d_loss + self.tcfg.gp_weight * self.loss.penalty(self.D, real, fake.to(real.dtype), eps)
+            d_loss = d_loss + self.tcfg.gp_weight * self.loss.penalty(bind(self.D, y_real), real, fake.to(real.dtype), eps)
         self.opt_D.zero_grad(set_to_none=True)
         self.scaler.scale(d_loss).backward()
         self.scaler.step(self.opt_D)
         self.scaler.update()
         self._acc[:3] += torch.stack([d_loss, d_real.mean(), d_fake.mean()]).detach() / self.tcfg.n_dis
 
-    def train_step(self, real_u8: torch.Tensor) -> None:
+    def train_step(self, real_u8: torch.Tensor, real_y: torch.Tensor | None = None) -> None:
         """A step's last D step (``d_step``), then the G step."""
-        self.d_step(real_u8)
+        self.d_step(real_u8, real_y)
 
         # G step: D frozen, gradients flow through it into G only.
         self.D.requires_grad_(False)
+        y = self.labels.fake()
         with self._autocast():
-            g_logits = self.D_frozen(self.G_step(self._noise())).float()
+            g_logits = self.D_frozen(self.G_step(self._noise(), *y), *y).float()
         g_loss = self.loss.g(g_logits)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
@@ -267,7 +271,8 @@ class Trainer:
         if self.tcfg.standing_stats:  # on a copy: the statistics training keeps are not touched
             net = apply_standing_stats(copy.deepcopy(net), self.mcfg.z_dim, max(self.tcfg.batch, 2))
         net.eval()
-        outs = [net(z.to(self.device)) for z in self.fixed_z.split(64)]
+        ys = self.labels.grid(len(self.fixed_z), 64)  # one class per grid row when conditional
+        outs = [net(z.to(self.device), *y) for z, y in zip(self.fixed_z.split(64), ys)]
         net.train(was_training)
         image = grid(to_uint8(torch.cat(outs)), nrow=8)
         return save_png(image, self.run_dir / "samples" / f"step-{self.step:07d}.png")
@@ -343,9 +348,9 @@ class Trainer:
         while self.step < t.steps and stop is None:
             for _ in range(t.n_dis - 1):  # the step's first D steps; train_step takes the last one and G's
                 (batch, labels), self.sampler_state = prefetch.next()
-                self.d_step(batch)
+                self.d_step(batch, labels)
             (batch, labels), self.sampler_state = prefetch.next()
-            self.train_step(batch)
+            self.train_step(batch, labels)
             self.step += 1
             self.images_seen += t.batch * t.n_dis  # real images D has seen
             self.schedule.step()

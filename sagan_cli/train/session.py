@@ -86,8 +86,13 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
             data = find_latest_dataset("data", mcfg.imsize)
             say(f"using dataset {data} (the most recent {mcfg.imsize}px dataset under data/; pass --data to choose)")
         ds = open_dataset(data, mcfg.imsize)
+        if ds.num_classes and not train_opts.get("unconditional"):  # a labelled dataset: a class-conditional model
+            mcfg = dataclasses.replace(mcfg, num_classes=ds.num_classes)
         tcfg = TrainConfig(**{**train_opts, "data": str(ds.path), "name": train_opts.get("name") or ds.path.name})
         run_dir = None
+    if mcfg.num_classes and tcfg.eval_every:  # the evaluator draws G(z) with no labels (not wired yet)
+        raise SaganError("--eval-every does not yet evaluate a class-conditional model; train without it "
+                         "(or with --unconditional)")
     if tcfg.batch > len(ds):
         raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
     distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
@@ -126,7 +131,7 @@ def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, sa
     say(
         f"run {trainer.run_dir} | data {ds.path} ({len(ds)} images, {ds.imsize}px) | device {describe(device)}"
         f"{' bf16' if trainer.amp_dtype == torch.bfloat16 else ''}\n"
-        f"{f'{dist.world} processes, ' if dist.enabled else ''}model {mcfg.imsize}px, attention {mcfg.attention}: G at {_res(mcfg.g_attn)}, D at {_res(mcfg.d_attn)} | "
+        f"{f'{dist.world} processes, ' if dist.enabled else ''}model {mcfg.arch} {mcfg.imsize}px{f', {mcfg.num_classes} classes' if mcfg.num_classes else ''}, attention {mcfg.attention}: G at {_res(mcfg.g_attn)}, D at {_res(mcfg.d_attn)} | "
         f"G {n_g / 1e6:.2f}M params, D {n_d / 1e6:.2f}M params | batch {tcfg.batch}"
         f"{f' ({tcfg.batch // dist.world} per process)' if dist.enabled else ''}, steps {trainer.step}→{tcfg.steps}"
     )
