@@ -76,3 +76,26 @@ def test_the_sample_grid_has_one_class_per_row():
     y = torch.cat([first, second])
     assert y.view(9, 8).tolist() == [[r % 3] * 8 for r in range(9)]
     assert Labels(0, "uniform", None, 8, torch.device("cpu"), SINGLE).grid(72, 64) == [(), ()]
+
+
+# dcgan only: in resnet's G the conv2/shortcut biases (the authors' code has them) feed the residual stream, whose
+# per-channel constants every BatchNorm and, at step 1 (γ = 0), every attention layer cancel, so their gradient is
+# zero in exact arithmetic and rounding noise whose sign depends on the summation order; Adam's first step turns
+# that noise into ±lr, and one rank and two ranks differ there by up to 2·lr (docs/model.md). Not a label effect.
+@pytest.mark.parametrize("arch", ["dcgan"])
+def test_two_ranks_with_labels_equal_one_rank_on_the_global_batch(tmp_path, labelled, arch):
+    """One step: 2 ranks × 4 labelled images (sync-BN, conditional BatchNorm, projection) give the 1 × 8 weights."""
+    from conftest import run_sagan
+    from sagan_cli.train.checkpoint import load_checkpoint
+
+    ck = {}
+    for name, extra in (("one", ()), ("two", ("--nproc", "2"))):
+        res = run_sagan("train", "--arch", arch, *NET, "--data", labelled, "--runs", name, "--steps", "1", "--batch", "8",
+                        "--seed", "5", *extra, cwd=tmp_path, timeout=300)
+        assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+        ck[name] = load_checkpoint(next((tmp_path / name).iterdir()) / "checkpoints/latest.pt")
+    assert ck["two"]["model_config"]["num_classes"] == 3
+    for net in ("G", "D"):
+        for k, v in ck["one"][net].items():
+            if v.is_floating_point():
+                assert (v - ck["two"][net][k]).abs().max().item() < 1e-5, f"{net}.{k}"
