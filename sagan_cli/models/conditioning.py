@@ -31,7 +31,7 @@ def check_labels(num_classes: int, y: torch.Tensor | None, batch: int, net: str)
             raise SaganError(f"this {net} is unconditional and takes no class labels")
         return
     if y is None:
-        raise SaganError(f"this {net} is class-conditional ({num_classes} classes): it needs class labels y")
+        raise SaganError(f"this {net} is class-conditional ({num_classes} classes): it needs a class label for every image")
     if y.dtype != torch.long or y.shape != (batch,):
         raise SaganError(f"{net} class labels must be a LongTensor of {batch} class ids, got {y.dtype} of shape {tuple(y.shape)}")
 
