@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -146,16 +147,20 @@ def test_sync_bn_matches_global_batchnorm_and_replica_check_detects_differences(
 
 # ------------------------------------------------------------------ CLI, two processes
 def test_two_ranks_write_one_run_that_samples_and_resumes_in_one_process(tmp_path, tiny_dataset, cli):
+    # with metrics during training: rank 0 evaluates while rank 1 waits at the barrier (#16 item 2)
     res = _train(tmp_path, tiny_dataset, "--nproc", "2", "--steps", "6", "--batch", "8",
-                 "--ckpt-every", "3", "--log-every", "3", "--sample-every", "3")
+                 "--ckpt-every", "3", "--log-every", "3", "--sample-every", "3",
+                 "--eval-every", "3", "--eval-metrics", "mirror", "--eval-num", "8")
     runs = sorted((tmp_path / "runs").iterdir())
     assert [r.name for r in runs] == ["00000-tiny-32"], "exactly one run directory"
     run = runs[0]
     ckdir = run / "checkpoints"
-    assert sorted(p.name for p in ckdir.iterdir()) == ["latest.pt", "step-0000003.pt", "step-0000006.pt"]
+    assert sorted(p.name for p in ckdir.iterdir()) == ["best.pt", "latest.pt", "step-0000003.pt", "step-0000006.pt"]
     assert res.stdout.count("checkpoint → ") == 2 and "2 replicas identical" in res.stdout
-    lines = (run / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2, "only rank 0 logs"
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len([r for r in records if "kind" not in r]) == 2, "only rank 0 logs"
+    evals = [r for r in records if r.get("kind") == "eval"]
+    assert [e["step"] for e in evals] == [3, 6] and all(0 < e["mirror_error"] < 1 for e in evals), "rank 0 alone evaluates"
     ck = load_checkpoint(ckdir / "latest.pt")
     assert ck["step"] == 6 and ck["world_size"] == 2 and ck["images_seen"] == 48
     assert not any(k.startswith("module.") for k in ck["G"]), "the checkpoint holds the unwrapped modules"

@@ -379,12 +379,14 @@ class Trainer:
         self.evals = DuringTraining(evaluator, every, self._best)
 
     def _evaluate(self, logger: TrainLogger) -> None:
-        """Rank 0 scores the generator samples come from; the other ranks wait for it."""
+        """Rank 0 scores the generator samples come from; on a new best all ranks check finiteness, rank 0 saves."""
+        new_best = False
         if self.dist.is_main:
             record, new_best = self.evals.evaluate(self.ema.model if self.ema else self.G, self.step, self.images_seen)
             logger.log_eval(record, evaluation.summary(record, self.evals.evaluator.key))
-            if new_best:
-                self._check_finite()
+        if dist_util.all_max(int(new_best), self.dist, self.device):  # the others wait here for rank 0's verdict
+            self._check_finite()
+            if self.dist.is_main:
                 try:
                     path = save_best(self.state_dict(), self.run_dir / "checkpoints")
                     logger.message(f"step {self.step}: best {self.evals.evaluator.key} so far → {path}")
