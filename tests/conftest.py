@@ -100,3 +100,16 @@ def tiny_dataset(tmp_path):
     path = tmp_path / "data" / "tiny-32"
     save_dataset(path, make_images(64, 32), source="test", category=None, split=None)
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` skip, with the reason, where torch sees no CUDA device (benchmarks/gpu_check.sh runs them)."""
+    cuda = [item for item in items if "cuda" in item.keywords]
+    if not cuda:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skipif(True, reason="needs a CUDA device (benchmarks/gpu_check.sh runs these on one)")
+        for item in cuda:
+            item.add_marker(skip)
