@@ -102,6 +102,14 @@ def _future_config(ws):
     (ws / "future.json").write_text(json.dumps(config))
 
 
+def _safetensors(ws, name, torn):
+    """A safetensors file that is not a sagan export (``torn``: a sagan one cut short, as a killed copy leaves it)."""
+    from safetensors.torch import save
+
+    raw = save({"w": torch.zeros(4096)}, {"format": json.dumps("sagan-generator")} if torn else {"format": "pt"})
+    (ws / name).write_bytes(raw[: len(raw) // 2] if torn else raw)
+
+
 def _garbage_lmdb(ws):
     (ws / "garbage").mkdir()
     (ws / "garbage" / "data.mdb").write_bytes(b"\0" * 100)
@@ -132,6 +140,9 @@ SETUPS = {
     "foreign-dir": _foreign_dir,
     "garbage-lmdb": _garbage_lmdb,
     "future-config": _future_config,
+    "g-file": lambda ws: (ws / "G.safetensors").write_bytes(b"an earlier export"),
+    "torn-safetensors": lambda ws: _safetensors(ws, "torn.safetensors", torn=True),
+    "foreign-safetensors": lambda ws: _safetensors(ws, "model.safetensors", torn=False),
     "tiny-images": lambda ws: _images(ws, "tiny", {"a.png": 10, "b.png": 12}),
     "small-data": lambda ws: save_dataset(ws / "small", make_images(16, 8)),
     "junk-images": lambda ws: _images(ws, "junk", {"a.png": None, "b.jpg": None}),

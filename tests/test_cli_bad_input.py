@@ -241,6 +241,17 @@ CASES = [
     C("info-checkpoint-missing", "info", "missing.pt", "checkpoint not found: missing.pt"),
     C("info-no-run", "info", "", "no checkpoint found under runs/", "no-runs"),
     *_ckpt_cases("info", "info", "", only=("directory", "text", "empty", "truncated", "foreign", "newer", "payload")),
+    C("info-safetensors-torn", "info", "torn.safetensors", "not a readable safetensors file", "torn-safetensors"),
+    C("info-safetensors-foreign", "info", "model.safetensors", "not a sagan generator", "foreign-safetensors"),
+    # ---------------------------------------------------------------- export
+    C("export-out-exists", "export", "ckpt.pt --out G.safetensors", "exists; pass --force", "g-file"),
+    C("export-out-wrong-ending", "export", "ckpt.pt --out G.onnx", "ending in .safetensors"),
+    C("export-out-unwritable", "export", "ckpt.pt --out afile/G.safetensors", "cannot write it", "afile"),
+    C("export-checkpoint-missing", "export", "missing.pt", "checkpoint not found"),
+    C("export-checkpoint-without-ema", "export", "noema.pt", "pass --no-ema", "noema"),
+    C("export-foreign-safetensors", "export", "model.safetensors --out G2.safetensors", "not a sagan generator", "foreign-safetensors"),
+    *_ckpt_cases("export", "export", "", only=("text", "truncated", "foreign", "payload")),
+    C("sample-exported-generator-torn", "sample", "torn.safetensors", "not a readable safetensors file", "torn-safetensors"),
     # ---------------------------------------------------------------- prepare
     C("synthetic-count-zero", "prepare synthetic", "--count 0", "'--count'"),
     C("synthetic-count-not-a-number", "prepare synthetic", "--count abc", "'--count'"),

@@ -13,7 +13,7 @@ import sys
 import typer
 import typer.core
 
-from sagan_cli.cli import attn_map, evaluate, info, options, plot, prepare, sample, train
+from sagan_cli.cli import attn_map, evaluate, export, info, options, plot, prepare, sample, train
 from sagan_cli.util.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_PEER_LOST, SaganError
 
 def _flags_show_no_type() -> None:
@@ -70,6 +70,7 @@ COMMANDS = {
     "evaluate": evaluate.evaluate,
     "plot": plot.plot,
     "info": info.info,
+    "export": export.export,
 }
 def _print_version(value: bool) -> None:
     if value:

@@ -70,6 +70,8 @@ def attn_map(
     queries = [attnmap.parse_query(q) for q in query or []]
     path = resolve_checkpoint_arg(ckpt, runs)
     state = load_checkpoint(path)
+    if layers == "all" and state.get("D") is None:  # an exported generator (sagan export): G's layers are all there is
+        layers = "g"
     page = None
     if html is not None:
         from sagan_cli.inspect import page as attnpage

@@ -45,11 +45,14 @@ def load_generator(state: dict, use_ema: bool, device, standing: bool = False):
     from sagan_cli.models import build
 
     cfg = model_config(state)
+    if state.get("format") == "sagan-generator" and use_ema != bool(state.get("ema")):  # `sagan export`: one G
+        raise SaganError("this exported generator holds " + ("the EMA G only; drop --no-ema" if state.get("ema")
+                                                             else "the raw G only (exported with --no-ema); pass --no-ema"))
     if use_ema and state.get("G_ema") is None:
         raise SaganError("this checkpoint has no EMA generator (trained with --no-ema); pass --no-ema")
     G, _ = build(cfg)
     G = _ready(G, state.get("G_ema" if use_ema else "G"), "", device)
-    if standing:
+    if standing and not state.get("standing_stats_applied"):  # an export may carry them already
         from sagan_cli.models.standing import apply_standing_stats, training_batch
 
         apply_standing_stats(G, cfg.z_dim, training_batch(state))
@@ -60,5 +63,8 @@ def load_discriminator(state: dict, cfg, device):
     """D in eval mode on ``device`` (for the attention maps of its layers)."""
     from sagan_cli.models import build
 
+    if state.get("D") is None:
+        raise SaganError("this file holds no discriminator (an exported generator): D's attention needs the training "
+                         "checkpoint; pass --layers g")
     _, D = build(cfg)
     return _ready(D, state.get("D"), "discriminator ", device)

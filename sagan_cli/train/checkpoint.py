@@ -20,6 +20,7 @@ import warnings
 import zipfile
 from pathlib import Path
 
+from sagan_cli.train import export
 from sagan_cli.util import sniff
 from sagan_cli.util.errors import EXIT_DIVERGED, SaganError
 from sagan_cli.util.fsutil import atomic_link_or_copy, atomic_open, disk_full, why
@@ -218,6 +219,8 @@ def load_checkpoint(path: str | Path) -> dict:
     if path.is_dir():
         raise SaganError(f"expected a checkpoint file, got a directory: {path}")
     head = sniff.read_head(path, f"cannot read {path}")
+    if export.looks_like_safetensors(head):  # a generator `sagan export` wrote: no pickle at all
+        return export.read_safetensors(path)
     if not head.startswith(sniff.ZIP):  # torch.save has written zip archives since PyTorch 1.6
         raise SaganError(f"{path} is not a sagan checkpoint: it is {sniff.describe(head)}, not a PyTorch checkpoint archive")
     try:
@@ -228,6 +231,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SaganError(f"{path}: refused to load, it holds pickled objects, not plain tensors ({sniff.unpickler_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
         raise SaganError(f"{path} is not a readable checkpoint (truncated or corrupt: {type(exc).__name__})") from None
+    if isinstance(ckpt, dict) and ckpt.get("format") == export.FORMAT and isinstance(ckpt.get("G"), dict):
+        return export.as_state(ckpt, ckpt["G"], path)  # an exported generator in a .pt
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SaganError(f"{path} is not a sagan checkpoint (no '{FORMAT}' marker)")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:

@@ -30,7 +30,7 @@ def describe(path: Path, state: dict) -> dict:
         "epoch": (state.get("sampler") or {}).get("epoch"),
         "world_size": state.get("world_size"),
         "model": dict(mcfg),
-        "parameters": _parameters(state),
+        "parameters": _parameters(state, with_d=state.get("format") != "sagan-generator"),
         "ema": state.get("G_ema") is not None if "G_ema" in state else state.get("ema"),
         "train": state.get("train_config"),
         "data": state.get("data"),
@@ -44,8 +44,9 @@ def describe(path: Path, state: dict) -> dict:
     return info
 
 
-def _parameters(state: dict) -> dict | None:
-    """{'G': n, 'D': n} learnable parameters of the model the checkpoint describes (None if it cannot be built)."""
+def _parameters(state: dict, with_d: bool) -> dict | None:
+    """{'G': n, 'D': n} learnable parameters of the model the checkpoint describes (an export: G alone; None if
+    it cannot be built)."""
     from sagan_cli.models import build
     from sagan_cli.models.config import ModelConfig
     from sagan_cli.util.errors import SaganError
@@ -54,7 +55,8 @@ def _parameters(state: dict) -> dict | None:
         G, D = build(ModelConfig.from_dict(state["model_config"]))
     except (SaganError, KeyError, TypeError, ValueError):
         return None
-    return {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
+    counts = {"G": sum(p.numel() for p in G.parameters()), "D": sum(p.numel() for p in D.parameters())}
+    return counts if with_d else {"G": counts["G"]}
 
 
 def _logged(path: Path, step) -> dict:
@@ -122,7 +124,9 @@ def lines(info: dict) -> list[str]:
                f"D width {m.get('d_conv_dim')}, {m.get('attention') or 'paper'} attention at G "
                f"{','.join(map(str, m.get('g_attn') or [])) or 'none'} / D {','.join(map(str, m.get('d_attn') or [])) or 'none'}, {cls}")
     p = info["parameters"]
-    if p:
+    if p and "D" not in p:
+        out.append(f"parameters: G {p['G']:,} (no D in an exported generator)")
+    elif p:
         out.append(f"parameters: G {p['G']:,}, D {p['D']:,}" + ("" if info["ema"] is None else
                                                                  f"; EMA generator {'kept' if info['ema'] else 'not kept'}"))
     if t:
