@@ -30,7 +30,7 @@ def device_option() -> typer.models.OptionInfo:
 
 
 def ckpt_argument() -> typer.models.ArgumentInfo:
-    return typer.Argument(None, help="Checkpoint file or run directory (default: newest run's latest.pt under ./runs).")
+    return typer.Argument(None, help="Checkpoint file, run directory or exported generator (sagan export) (default: newest run's latest.pt under ./runs).")
 
 
 def runs_option() -> typer.models.OptionInfo:

@@ -96,6 +96,11 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     if tcfg.batch > len(ds):
         raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
     distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
+    from sagan_cli.train.losses import LOSSES
+
+    if dist.enabled and LOSSES[tcfg.loss].penalty is not None:  # tests/test_train_losses.py shows the gap
+        raise SaganError(f"--loss {tcfg.loss} trains in one process only for now: with several, its penalty does not "
+                         "yet reproduce the one-process weights; drop --nproc / torchrun")
     if tcfg.tensorboard:
         require_tensorboard()
     # Rank 0 writes the run, so it holds the run's lock; taken after every check that needs no lock, so
