@@ -110,6 +110,13 @@ def _safetensors(ws, name, torn):
     (ws / name).write_bytes(raw[: len(raw) // 2] if torn else raw)
 
 
+def _exported(ws, name):
+    from sagan_cli.train import export
+
+    state = torch.load(ws / "ckpt.pt", weights_only=True)
+    export.export(state, ws / "ckpt.pt", ws / name, ema=True, standing=False)
+
+
 def _garbage_lmdb(ws):
     (ws / "garbage").mkdir()
     (ws / "garbage" / "data.mdb").write_bytes(b"\0" * 100)
@@ -136,6 +143,8 @@ SETUPS = {
     "no-d-attn": lambda ws: _save(_with_config(ws, d_attn=[]), ws / "no-d-attn.pt"),
     "no-runs": lambda ws: shutil.rmtree(ws / "runs"),
     "fresh-run": lambda ws: (ws / "fresh").mkdir() or (ws / "fresh" / "metrics.jsonl").write_text(""),
+    "big-data": lambda ws: save_dataset(ws / "big", make_images(16, 64)),
+    "exported-pt": lambda ws: _exported(ws, "G.pt"),
     "other-data": lambda ws: save_dataset(ws / "data" / "other-32", make_images(64, 32, seed=1)),
     "foreign-dir": _foreign_dir,
     "garbage-lmdb": _garbage_lmdb,

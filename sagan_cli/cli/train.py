@@ -61,6 +61,17 @@ def _replay(ctx: typer.Context, config: Path, resume: str | None) -> None:
             ctx.params[name] = (Path(value) if value else None) if name == "data" else value
 
 
+def _init_from(init_from, keep_optim: bool, resume: str | None) -> str:
+    """--init-from as TrainConfig holds it ('' when not given; --config replays it as text)."""
+    if init_from and resume is not None:
+        raise SaganError("--init-from starts a new run from a checkpoint's weights, --resume continues a run; give one of them")
+    if keep_optim and not init_from:
+        raise SaganError("--keep-optim keeps the optimiser states of an --init-from checkpoint; give --init-from CKPT too")
+    if init_from and not Path(init_from).exists():
+        raise SaganError(f"--init-from {init_from}: no such checkpoint file")
+    return str(init_from) if init_from else ""
+
+
 def train(
     ctx: typer.Context,
     arch: str = typer.Option("dcgan", autocompletion=lambda: list(ARCHITECTURES), help=f"Architecture: {' | '.join(ARCHITECTURES)} (docs/model.md)."),
@@ -72,6 +83,8 @@ def train(
     name: str | None = typer.Option(None, help="Run name (default: the dataset's directory name)."),
     resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --runs) or a checkpoint path."),
     config: Path | None = typer.Option(None, "--config", help="Start a new run with the options of a run's config.json (or run directory); options given here override."),
+    init_from: Path | None = typer.Option(None, "--init-from", help="Fine-tune: a new run from this checkpoint's G, D and G_ema weights (its model; step 0, fresh optimisers)."),
+    keep_optim: bool = typer.Option(False, "--keep-optim", help="With --init-from: keep the checkpoint's Adam moments (this run's learning rates)."),
     device: str = options.device_option(),
     seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
     log_every: int = typer.Option(100, min=1, help="Log metrics every N steps."),
@@ -132,6 +145,7 @@ def train(
         raise SaganError(f"--gp-weight weights a loss's penalty term; --loss {loss} has none (it applies to wgan-gp)")
     model_opts = _config_fields(ModelConfig, ctx.params)
     train_opts = _config_fields(TrainConfig, ctx.params)
+    train_opts["init_from"] = _init_from(ctx.params["init_from"], ctx.params["keep_optim"], resume)
     if resume is None and data is not None and options.given(ctx, "imsize") != "COMMANDLINE":
         from sagan_cli.data.dataset import read_meta
 

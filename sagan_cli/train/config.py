@@ -50,6 +50,8 @@ class TrainConfig:
     eval_num: int = 2048  # generated images per evaluation (real ones: as many, a fixed subset)
     unconditional: bool = False  # a labelled dataset's labels ignored: an unconditional model (train/session.py)
     fake_labels: str = "uniform"  # the fakes' class labels: uniform | data (its class frequencies); train/labels.py
+    init_from: str = ""  # a checkpoint whose G, D and G_ema weights a new run starts from (train/finetune.py)
+    keep_optim: bool = False  # --init-from: keep the parent's Adam moments too
 
     def __post_init__(self):
         checks = [

@@ -124,7 +124,7 @@ class Trainer:
         self._acc_n = 0
         self._stop_signal: int | None = None
         self.last_checkpoint: Path | None = None
-        self.run_lock = None  # rank 0's hold on the run directory (sagan_cli.train.runs.lock_run)
+        self.run_lock, self.parent = None, None  # rank 0's hold on the run (runs.lock_run); --init-from's parent
         self._last_ckpt_step = self.step if resume is not None else -1
         self.evals = None  # a DuringTraining, when the command asks for evaluations (attach_evaluator)
 
@@ -153,7 +153,7 @@ class Trainer:
             "rng": rng,
             "sampler": dict(self.sampler_state),
             "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint, "count": len(self.dataset)},
-            "fixed_z": self.fixed_z,
+            "fixed_z": self.fixed_z, "parent": self.parent,  # the --init-from checkpoint (train/finetune.py)
             "best": self.evals.best.to_dict() if self.evals is not None and self.evals.best else self._best,
         }
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sagan_cli.models.config import ModelConfig
 from sagan_cli.train.config import TrainConfig
-from sagan_cli.data.dataset import find_latest_dataset, open_dataset
+from sagan_cli.data.dataset import find_latest_dataset, open_dataset, read_meta
+from sagan_cli.train import finetune
 from sagan_cli.train.log import require_tensorboard
 from sagan_cli.util.errors import SaganError
 from sagan_cli.train.checkpoint import check_resumable, load_checkpoint
@@ -64,7 +65,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
         device = distributed.device_for(dist, device_spec)
     else:
         device = resolve_device(device_spec)
-    ckpt = None
+    ckpt = parent = None
     if resume is not None:
         ckpt_path = latest_checkpoint(outdir) if resume == "latest" else Path(resume)
         ckpt = load_checkpoint(ckpt_path)
@@ -81,13 +82,23 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
         run_dir = run_dir_of(ckpt_path)
         say(f"resuming {run_dir} from step {ckpt['step']} ({ckpt_path})")
     else:
-        mcfg = ModelConfig(**model_opts)
+        parent_path = Path(train_opts["init_from"]) if train_opts.get("init_from") else None
+        if parent_path is not None:  # fine-tuning: the parent's model (train/finetune.py)
+            parent = finetune.load_parent(parent_path, train_opts.get("keep_optim", False))
+            mcfg = finetune.model_config(parent, parent_path, model_opts, explicit)
+        else:
+            mcfg = ModelConfig(**model_opts)
         if data is None:
             data = find_latest_dataset("data", mcfg.imsize)
             say(f"using dataset {data} (the most recent {mcfg.imsize}px dataset under data/; pass --data to choose)")
+        if parent_path is not None:
+            finetune.check_imsize(mcfg, parent_path, data, (read_meta(Path(data)) or {}).get("imsize"))
         ds = open_dataset(data, mcfg.imsize)
-        if ds.num_classes and not train_opts.get("unconditional"):  # a labelled dataset: a class-conditional model
+        if ds.num_classes and not train_opts.get("unconditional") and parent_path is None:  # labelled: conditional
             mcfg = dataclasses.replace(mcfg, num_classes=ds.num_classes)
+        if parent_path is not None:
+            finetune.check_classes(mcfg, data, ds.num_classes, train_opts.get("unconditional", False))
+            parent = (parent, finetune.parent_record(parent_path, parent, train_opts.get("keep_optim", False)))
         tcfg = TrainConfig(**{**train_opts, "data": str(ds.path), "name": train_opts.get("name") or ds.path.name})
         run_dir = None
     if mcfg.num_classes and tcfg.eval_every:  # the evaluator draws G(z) with no labels (not wired yet)
@@ -107,7 +118,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     # a refused command leaves nothing behind, and before anything of the run is read or written.
     lock = lock_run(run_dir) if run_dir is not None and dist.is_main else None
     try:
-        trainer = _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say)
+        trainer = _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say, parent)
     except BaseException:
         if lock is not None:
             lock.release(remove=True)
@@ -117,7 +128,7 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
     return trainer
 
 
-def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say):
+def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, say, parent=None):
     """Join the process group, build the Trainer, make the run directory (new runs) and write config.json."""
     import torch
 
@@ -126,6 +137,11 @@ def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, sa
 
     distributed.init(dist, device, dist_timeout)
     trainer = Trainer(mcfg, tcfg, device, ds, run_dir, resume=ckpt, dist=dist)
+    if parent is not None:  # --init-from: its weights at step 0, recorded in config.json and every checkpoint
+        finetune.start_from(trainer, parent[0], tcfg.keep_optim)
+        trainer.parent = parent[1]
+    elif ckpt is not None:  # a resumed fine-tuned run keeps its record
+        trainer.parent = ckpt.get("parent") if isinstance(ckpt.get("parent"), dict) else None
     if run_dir is None and dist.is_main:
         trainer.run_dir = new_run_dir(outdir, tcfg.name)
         trainer.run_lock = lock_run(trainer.run_dir)  # a new directory: nobody else can hold it yet
@@ -144,6 +160,8 @@ def _start(mcfg, tcfg, device, ds, run_dir, ckpt, dist, dist_timeout, outdir, sa
         extra = {"world_size": dist.world}
         if ckpt is not None:
             extra["resumed_from_step"] = trainer.step
+        if trainer.parent is not None:
+            extra["parent"] = trainer.parent
         try:
             trainer.write_config(extra)
         except SaganError:
