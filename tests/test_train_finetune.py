@@ -71,6 +71,10 @@ def test_a_fine_tuned_run_starts_at_step_0_from_the_parents_weights_and_records_
 
     out = cli("sample", run / "checkpoints/latest.pt", "--seeds", "0-1", "--out", tmp_path / "ft.png", "--device", "cpu")
     assert out.code == 0, out.stderr
+    out = cli("info", run / "checkpoints/latest.pt")
+    assert out.code == 0 and f"fine-tuned from: {parent_path.resolve()} (step 2, sha256 {record['sha256'][:16]}" in out.stdout
+    out = cli("info", run / "checkpoints/latest.pt", "--json")
+    assert out.code == 0 and json.loads(out.stdout)["parent"] == record
 
 
 def test_keep_optim_keeps_the_parents_adam_moments_with_this_runs_learning_rates(cli, tiny_dataset, tmp_path):

@@ -38,6 +38,8 @@ def describe(path: Path, state: dict) -> dict:
                if isinstance(v, dict) and v.get("param_groups")} or None,
         "best": state.get("best"),
     }
+    if isinstance(state.get("parent"), dict):  # a fine-tuned run (train --init-from): what it started from
+        info["parent"] = state["parent"]
     if "source" in state:  # an exported generator: what it was exported from
         info["source"] = state["source"]
     info.update(_logged(path, state.get("step")))
@@ -141,6 +143,10 @@ def lines(info: dict) -> list[str]:
                    f"EMA {ema}, seed {t.get('seed')}")
     if d:
         out.append(f"data: {d.get('path')} ({d.get('count')} images, {d.get('fingerprint')})")
+    parent = info.get("parent")
+    if parent:
+        out.append(f"fine-tuned from: {parent.get('checkpoint')} (step {parent.get('step')}, sha256 {str(parent.get('sha256'))[:16]}…"
+                   f"{', its Adam moments kept' if parent.get('keep_optim') else ''})")
     log = info["last_log"]
     if log:
         keys = [k for k in log if k not in ("step", "steps", "images_seen", "epoch", "time")]
