@@ -146,3 +146,82 @@ def test_standing_bench_reports_the_three_modes_and_the_data(cli, tiny_dataset, 
     out = json.loads(r.stdout)
     assert set(out["modes"]) == {"eval", "standing", "batch"} and out["standing"]["batch"] == 8
     assert out["modes"]["eval"]["mean_abs_diff_vs_standing"] > 0 and "mirror_error" in out["data"]
+
+
+def _fidelity_bench():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fidelity_bench", REPO / "benchmarks" / "fidelity_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_fidelity_page_shows_the_saved_ablation_tables_and_curves():
+    """docs/fidelity.md's tables are fidelity_bench.py's rendering of the JSON saved in docs/perf/, and its
+    figure is there."""
+    bench = _fidelity_bench()
+    doc = (REPO / "docs" / "fidelity.md").read_text()
+    saved = sorted((REPO / "docs" / "perf").glob("fidelity-*.json"))
+    assert saved, "no saved fidelity_bench results in docs/perf/"
+    for path in saved:
+        res = json.loads(path.read_text())
+        assert f"perf/{path.name}" in doc, f"{path.name} is not cited"
+        assert bench.markdown(res) in doc, f"the page's tables are not {path.name}'s"
+        assert set(res["arms"]) == set(bench.ARMS) and len(res["settings"]["seeds"]) >= 2
+    assert "images/fidelity-curves.png" in doc and (REPO / "docs" / "images" / "fidelity-curves.png").exists()
+
+
+@pytest.mark.slow  # trains two arms for a few steps and scores them (~1 min)
+def test_fidelity_bench_runs_every_arm_and_scores_each_point(tmp_path):
+    out = tmp_path / "fidelity.json"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "fidelity_bench.py"), "--steps", "2", "--every", "1", "--seeds", "0",
+         "--count", "64", "--eval-num", "16", "--g-conv-dim", "8", "--d-conv-dim", "8", "--ema-start", "1",
+         "--threads", "1", "--workdir", str(tmp_path / "w"), "--json", str(out), "--plot", str(tmp_path / "c.png")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert list(res["arms"]) == ["sagan", "no-attention", "official", "naive"]
+    for arm, runs in res["arms"].items():
+        points = runs["0"]["points"]
+        assert [p["step"] for p in points] == [1, 2]
+        for p in points:
+            assert 0 < p["raw"]["mirror_error"] < 1 and p["raw"]["swd"] > 0 and p["raw"]["swd_floor"] > 0
+            assert (p["ema"] is None) == (arm == "naive")
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert _fidelity_bench().markdown(res) in proc.stdout
+
+
+def _gpu_check(tmp_path, **knobs):
+    env = dict(os.environ, PYTHON=sys.executable, **knobs)
+    return subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=900, cwd=tmp_path)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message of a machine without CUDA")
+def test_gpu_check_on_a_machine_without_cuda_says_so_in_one_line_and_runs_nothing(tmp_path):
+    proc = _gpu_check(tmp_path)
+    assert proc.returncode == 3 and proc.stdout == ""
+    assert proc.stderr.strip() == ("gpu_check: no cuda device here (torch.cuda.is_available() is False); "
+                                   "nothing was run")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow  # the whole script as a dry run on the CPU, tiny: tests, bench, two 60-s trainings, scores (~5 min)
+def test_gpu_check_dry_run_on_the_cpu_writes_its_summary(tmp_path):
+    proc = _gpu_check(tmp_path, GPU_CHECK_DEVICE="cpu", GPU_CHECK_SECONDS="60", GPU_CHECK_IMSIZE="32",
+                      GPU_CHECK_BENCH_TIMEOUT="600",
+                      GPU_CHECK_COUNT="200", GPU_CHECK_EVAL_NUM="32", GPU_CHECK_CKPT_EVERY="2",
+                      GPU_CHECK_BENCH="--quick --threads 1", OMP_NUM_THREADS="1")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    res = json.loads((out / "summary.json").read_text())
+    assert res["passed"] and [s["step"] for s in res["steps"]][:3] == ["cuda-tests", "train-bench", "prepare"]
+    for name in ("defaults", "fp32-eager"):
+        t = res["trainings"][name]
+        assert t["steps"] > 0 and t["score_latest"]["swd"] > 0 and 0 < t["score_latest"]["mirror_error"] < 1
+        assert t["score_common_step"] is not None and (out / f"samples-{name}.png").exists()
+    assert res["trainings"]["fp32-eager"]["amp"] is False and res["trainings"]["fp32-eager"]["compile"] is False
+    assert json.loads((out / "train-bench.json").read_text())["arms"]
+    assert (out / "cuda-tests.xml").exists() and (out / "gpu-check.log").exists()
