@@ -1,11 +1,18 @@
 """`make demo`: the whole workflow on the built-in synthetic dataset, on CPU.
 
-prepare synthetic (32 px) → train → sample → attention map. Outputs go under demo/.
-SAGAN_DEMO_STEPS / SAGAN_DEMO_COUNT shrink it (the test suite runs it that way).
+prepare synthetic (32 px) → train → sample → attention map → evaluate (SWD and the mirror error, no
+download). Outputs go under demo/. SAGAN_DEMO_STEPS / SAGAN_DEMO_COUNT shrink it (the test suite runs it
+that way).
+
+The settings come from the CPU ablation of docs/fidelity.md: the paper's model shape (SAGAN at 32 px,
+attention in G and D) at conv width 32, batch 64, and an EMA generator whose time constant (decay 0.995:
+200 steps) suits a run of this length; the final scores are printed beside the data's own values and the
+targets issue #16 set (mirror error ≤ 0.04, SWD ≤ 1.6× the real-vs-real floor).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,24 +20,29 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "1000"))
+STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "1200"))
 COUNT = int(os.environ.get("SAGAN_DEMO_COUNT", "6000"))
 OUT = Path(os.environ.get("SAGAN_DEMO_DIR", "demo"))
+WIDTH = 32  # G and D conv dim
+EMA_DECAY = 0.995
+EVAL_NUM = 2048  # generated images scored, and as many real ones (SWD compares 1024 with 1024, and its floor)
+TARGET_MIRROR, TARGET_SWD_RATIO = 0.04, 1.6
 
 
 class Interrupted(Exception):
     """Ctrl-C reached the demo while a step ran; that step has been let finish its own way."""
 
 
-def sagan(*args) -> None:
+def sagan(*args, capture: bool = False) -> str | None:
     """Run one `sagan` command and wait for it, Ctrl-C included.
 
     The command runs in its own process group, so a Ctrl-C at the terminal reaches only this script,
     which hands it on exactly once and waits: `sagan train` then writes its checkpoint and exits 0
-    (a second SIGINT, or a kill after a short wait as subprocess.run does, would lose it)."""
+    (a second SIGINT, or a kill after a short wait as subprocess.run does, would lose it).
+    ``capture``: return its stdout instead of showing it."""
     cmd = [sys.executable, "-m", "sagan_cli", *map(str, args)]
     print(f"\n$ sagan {' '.join(map(str, args))}", flush=True)
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE if capture else None, text=True)
     asked: list[int] = []
 
     def forward(signum, _frame):
@@ -40,6 +52,7 @@ def sagan(*args) -> None:
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        out = proc.communicate()[0] if capture else None
         code = proc.wait()
     finally:
         for sig, handler in old.items():
@@ -48,6 +61,17 @@ def sagan(*args) -> None:
         raise Interrupted(f"sagan {args[0]}")
     if code:
         raise subprocess.CalledProcessError(code, cmd)
+    return out
+
+
+def quality(scores: dict) -> str:
+    """The final generator's scores, next to the data's values and the targets."""
+    mirror, swd, floor = scores["mirror_error"], scores["swd"], scores["swd_floor"]
+    return (f"quality of the final (EMA) generator, {scores['num_gen']} images (docs/fidelity.md):\n"
+            f"  mirror error {mirror:.4f}   (the data's: {scores.get('mirror_error_real', 0.0):.4f}; target ≤ {TARGET_MIRROR}: "
+            f"{'met' if mirror <= TARGET_MIRROR else 'not met'})\n"
+            f"  SWD ×1e3     {swd:.2f}   (real-vs-real floor {floor:.2f}: {swd / floor:.2f}× the floor; target ≤ "
+            f"{TARGET_SWD_RATIO}×: {'met' if swd <= TARGET_SWD_RATIO * floor else 'not met'})")
 
 
 def main() -> int:
@@ -55,19 +79,23 @@ def main() -> int:
     data = OUT / "data" / "synthetic-32"
     runs = OUT / "runs"
     every = max(STEPS // 4, 1)
-    print(f"demo: {STEPS} training steps of batch 64 on the CPU; `sagan train` prints how long they take on this "
-          "machine after its first logged step", flush=True)
+    print(f"demo: {STEPS} training steps of batch 64 on the CPU (conv width {WIDTH}); `sagan train` prints how long "
+          "they take on this machine after its first logged step", flush=True)
     try:
         sagan("prepare", "synthetic", "--imsize", 32, "--count", COUNT, "--out", data, "--preview")
         sagan("train", "--imsize", 32, "--data", data, "--steps", STEPS, "--batch", 64, "--device", "cpu",
-              "--runs", runs, "--name", "demo", "--log-every", max(STEPS // 12, 1), "--sample-every", every,
-              "--ckpt-every", every, "--ema-start", max(STEPS // 3, 0))
+              "--g-conv-dim", WIDTH, "--d-conv-dim", WIDTH, "--runs", runs, "--name", "demo",
+              "--log-every", max(STEPS // 12, 1), "--sample-every", every, "--ckpt-every", every,
+              "--ema-decay", EMA_DECAY, "--ema-start", max(STEPS // 6, 0))
         run = sorted(p for p in runs.iterdir() if p.is_dir())[-1]
         ckpt = run / "checkpoints" / "latest.pt"
         sagan("sample", ckpt, "--seeds", "0-63", "--out", OUT / "samples.png")
         sagan("sample", ckpt, "--interpolate", 8, "--seeds", "0-4", "--out", OUT / "interpolation.png")
         sagan("attn-map", ckpt, "--query", "8,8", "--query", "16,24", "--seeds", "0-2",
               "--out", OUT / "attn-map.png", "--save-maps", OUT / "attn-maps.npz")
+        num = min(EVAL_NUM, COUNT)
+        scores = json.loads(sagan("evaluate", ckpt, "--data", data, "--swd", "--mirror", "-n", num,
+                                  "--num-real", num, "--device", "cpu", "--json", capture=True))
     except subprocess.CalledProcessError as exc:
         print(f"demo failed at: {' '.join(map(str, exc.cmd[2:]))}", file=sys.stderr)
         return 1
@@ -75,6 +103,7 @@ def main() -> int:
         print(f"demo interrupted during `{exc}` (it stopped cleanly: a training run keeps its checkpoint under "
               f"{runs}); run `make demo` again to start over", file=sys.stderr)
         return 130
+    print("\n" + quality(scores))
     print(f"\ndemo finished in {time.time() - t0:.0f} s. Outputs:")
     for label, path in [
         ("dataset", data), ("dataset preview", data / "preview.png"), ("run directory", run),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 
@@ -60,6 +61,12 @@ def test_demo_script_runs_the_whole_workflow_small(tmp_path):
         assert (tmp_path / "demo" / name).exists(), name
     assert "demo finished" in r.stdout and "attention map" in r.stdout
     assert "expected: about" in r.stdout and "more for the remaining 3 steps" in r.stdout  # train's estimate
+    # the final generator's scores, computed by `sagan evaluate --swd --mirror`, beside the data's and the targets
+    quality = r.stdout.split("quality of the final (EMA) generator, 128 images", 1)[1]
+    assert "(the data's: 0.0000; target ≤ 0.04: " in quality and "× the floor; target ≤ 1.6×: " in quality
+    [scores] = [json.loads(x) for x in (tmp_path / "demo" / "runs" / "00000-demo" / "metrics.jsonl").read_text()
+                .splitlines() if '"kind": "eval"' in x]
+    assert f"mirror error {scores['mirror_error']:.4f}" in quality and f"SWD ×1e3     {scores['swd']:.2f}" in quality
 
 
 def test_ctrl_c_during_the_demo_lets_train_save_its_checkpoint_and_ends_in_one_line(tmp_path):
