@@ -124,3 +124,15 @@ def tiny_run(base: Path) -> tuple[Path, Path]:
     finally:
         os.chdir(cwd)
     return base / "runs" / "00000-tiny-32", data
+
+
+@pytest.fixture
+def no_inception(monkeypatch):
+    """Fail the test if the Inception weights are looked for or loaded (a metric computed from the images)."""
+    from sagan_cli.metrics import weights as W
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the Inception weights were looked for")
+
+    for name in ("find_weights", "load_inception", "download_weights"):
+        monkeypatch.setattr(W, name, forbidden)

@@ -10,8 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from metrics_helpers import home, tiny_run  # noqa: F401
-from sagan_cli.metrics import weights as W
+from metrics_helpers import home, no_inception, tiny_run  # noqa: F401
 from sagan_cli.metrics.mirror import MirrorAccumulator, mirror_errors
 from sagan_cli.metrics.table import METRICS
 
@@ -52,15 +51,6 @@ def test_the_table_entry_needs_neither_weights_nor_real_images():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     return tiny_run(tmp_path_factory.mktemp("mirror-train"))
-
-
-@pytest.fixture
-def no_inception(monkeypatch):
-    def forbidden(*args, **kwargs):
-        raise AssertionError("the Inception weights were looked for")
-
-    for name in ("find_weights", "load_inception", "download_weights"):
-        monkeypatch.setattr(W, name, forbidden)
 
 
 def test_evaluate_mirror_is_the_mean_over_the_sampled_images_and_beside_swd_reports_the_datas_zero(

@@ -12,7 +12,7 @@ import scipy.ndimage
 import torch
 
 from conftest import assert_one_line_error, make_images
-from metrics_helpers import home, tiny_run, weights_file  # noqa: F401
+from metrics_helpers import home, no_inception, tiny_run, weights_file  # noqa: F401
 from sagan_cli.metrics import evaluate as E
 from sagan_cli.metrics import sources, swd
 from sagan_cli.metrics import weights as W
@@ -200,16 +200,6 @@ def test_the_default_count_is_progans_for_swd_alone():
 def trained(tmp_path_factory):
     """One tiny run for the module: (run directory, its 64-image dataset)."""
     return tiny_run(tmp_path_factory.mktemp("swd-train"))
-
-
-@pytest.fixture
-def no_inception(monkeypatch):
-    """Fail the test if the Inception weights are looked for or loaded."""
-    def forbidden(*args, **kwargs):
-        raise AssertionError("the Inception weights were looked for")
-
-    for name in ("find_weights", "load_inception", "download_weights"):
-        monkeypatch.setattr(W, name, forbidden)
 
 
 def test_swd_alone_needs_no_weights_and_records_every_level_the_floor_and_the_protocol(cli, trained, home,
