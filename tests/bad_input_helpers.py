@@ -80,6 +80,18 @@ def _with_config(ws, **changes):
     return ck | {"model_config": ck["model_config"] | changes}
 
 
+def _conditional(ws):
+    """cond.pt: the tiny run's checkpoint as a 3-class conditional model (fresh weights) with its class names."""
+    from sagan_cli.models import build
+    from sagan_cli.models.config import ModelConfig
+
+    ck = _ckpt(ws)
+    cfg = ModelConfig.from_dict(ck["model_config"] | {"num_classes": 3})
+    G, D = build(cfg)
+    _save(ck | {"model_config": cfg.to_dict(), "G": G.state_dict(), "G_ema": G.state_dict(), "D": D.state_dict(),
+                "data": ck["data"] | {"classes": ["disc", "square", "stripe"]}}, ws / "cond.pt")
+
+
 def _foreign_dir(ws):
     (ws / "mine").mkdir()
     (ws / "mine" / "thesis.tex").write_text("precious")
@@ -147,6 +159,7 @@ SETUPS = {
     "exported-pt": lambda ws: _exported(ws, "G.pt"),
     "other-data": lambda ws: save_dataset(ws / "data" / "other-32", make_images(64, 32, seed=1)),
     "foreign-dir": _foreign_dir,
+    "cond": _conditional,
     "garbage-lmdb": _garbage_lmdb,
     "future-config": _future_config,
     "g-file": lambda ws: (ws / "G.safetensors").write_bytes(b"an earlier export"),

@@ -21,6 +21,7 @@ def attn_map(
     seeds: str | None = typer.Option(None, help="Several seeds, e.g. 0-7 or 1,5,9: one row each."),
     layers: str = typer.Option("all", help="all | g | d | comma-separated layer names such as g16,d8.",
                                autocompletion=lambda incomplete: [f for f in ("all", "g", "d") if f.startswith(incomplete)]),
+    klass: str | None = options.class_option("The class of a conditional checkpoint's images (one; D gets it too)."),
     ema: bool = options.ema_option(),
     standing: bool = options.standing_option(),
     out: Path | None = typer.Option(None, help="PNG figure of the --query pixels (default: attn-map.png; with --html "
@@ -70,20 +71,31 @@ def attn_map(
     queries = [attnmap.parse_query(q) for q in query or []]
     path = resolve_checkpoint_arg(ckpt, runs)
     state = load_checkpoint(path)
+    from sagan_cli.inspect import classes as cls
+    from sagan_cli.models.load import model_config
+
+    k = model_config(state).num_classes
+    class_id = None
+    if klass is not None:
+        ids = cls.parse_classes(klass, cls.class_names(state, k))
+        if len(ids) != 1:
+            raise SaganError(f"--class {klass}: attn-map draws its seeds in one class; give one (run it once per class)")
+        class_id = ids[0]
+    elif k:
+        options.say(cls.UNIFORM_NOTE)
     if layers == "all" and state.get("D") is None:  # an exported generator (sagan export): G's layers are all there is
         layers = "g"
     page = None
     if html is not None:
         from sagan_cli.inspect import page as attnpage
         from sagan_cli.models import layer_names
-        from sagan_cli.models.load import model_config
 
         cfg = model_config(state)
         attnmap.check_queries(queries, cfg.imsize)
         chosen = attnmap.select_layers(layers, layer_names(cfg.g_attn, cfg.d_attn))
         attnpage.check_size(chosen, cfg.attention, len(seed_list))
         page = attnpage.PageMaps()
-    result = attnmap.attention_maps(state, queries, seed_list, layers, ema, resolve_device(device), standing, page)
+    result = attnmap.attention_maps(state, queries, seed_list, layers, ema, resolve_device(device), standing, page, class_id)
     if figure is not None:
         target = attnmap.render(result, figure)
         options.say(f"attention of {len(result.layers)} layer(s) for {len(queries)} query point(s) × {len(seed_list)} seed(s) from {path} → {target}")

@@ -64,6 +64,11 @@ def evaluate(
     ema: bool = options.ema_option(),
     standing: bool = options.standing_option(),
     seed: int = options.seed_option(0, "First seed: image i is drawn from seed SEED+i, as `sagan sample --seed` draws it."),
+    klass: str | None = options.class_option("One class of a conditional checkpoint: its images against that class's "
+                                             "real images (when the data is labelled)."),
+    per_class: bool = typer.Option(False, "--per-class", help="Intra-class values: each class of a conditional checkpoint "
+                                                              "against its own real images (classes too small are skipped, "
+                                                              "with the reason)."),
     runs: Path = options.runs_option(),
     **metric_flags: bool,
 ):
@@ -74,7 +79,7 @@ def evaluate(
     from_env = options.given(ctx, "inception_weights") == "ENVIRONMENT"
     if samples is not None:
         for name, flag in (("seed", "--seed"), ("ema", "--ema/--no-ema"), ("standing", "--standing-stats/--no-standing-stats"),
-                           ("runs", "--runs")):
+                           ("runs", "--runs"), ("klass", "--class"), ("per_class", "--per-class")):
             if options.given(ctx, name) == "COMMANDLINE":
                 raise SaganError(f"{flag} applies to a checkpoint's generator; it has no effect with --samples")
 
@@ -100,9 +105,18 @@ def evaluate(
     req = Request(ckpt=ckpt, outdir=runs, samples=samples, data=data, real_stats=real_stats, metrics=chosen,
                   fid_sqrtm=fid_sqrtm, num_gen=num, num_real=num_real, weights=inception_weights,
                   weights_from_env=from_env, download_weights=download_weights, batch=batch, device=device, ema=ema, standing=standing,
-                  seed=seed)
+                  seed=seed, klass=klass)
+    if per_class:  # one evaluation per class (metrics/classes.py); not appended to the run's metrics.jsonl
+        from sagan_cli.metrics.classes import per_class as run_per_class, print_per_class
+
+        result = run_per_class(req, console, say, warn)
+        if json_out:
+            sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        else:
+            print_per_class(result, console)
+        return
     record, run_dir = run(req, console, say, warn)
-    if run_dir is not None:
+    if run_dir is not None and klass is None:  # one class's values are not the model's: kept out of metrics.jsonl
         try:
             record["metrics_file"] = str(append_metrics(run_dir, {k: v for k, v in record.items()}))
         except OSError as exc:

@@ -33,6 +33,12 @@ def ckpt_argument() -> typer.models.ArgumentInfo:
     return typer.Argument(None, help="Checkpoint file, run directory or exported generator (sagan export) (default: newest run's latest.pt under ./runs).")
 
 
+def class_option(help: str) -> typer.models.OptionInfo:
+    """--class K|NAME of a conditional checkpoint (ids, ranges, names, comma lists: inspect/classes.py)."""
+    return typer.Option(None, "--class", help=help + " Ids, names (the checkpoint's dataset classes) or a list: 2, "
+                                              "church, 0-9, 0,3,cat. Default for a conditional checkpoint: uniform per seed.")
+
+
 def runs_option() -> typer.models.OptionInfo:
     return typer.Option(Path("runs"), "--runs", help="Runs root: the parent of run directories, where 'latest' and an omitted CKPT look.")
 

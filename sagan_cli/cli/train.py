@@ -18,6 +18,7 @@ from sagan_cli.models import ARCHITECTURES
 from sagan_cli.models.config import ATTENTION_FORMS, INITS
 from sagan_cli.train.config import FAKE_LABELS
 from sagan_cli.train.losses import LOSSES
+from sagan_cli.train.presets import PRESETS
 from sagan_cli.util.errors import SaganError
 from sagan_cli.util.images import IMSIZES_TEXT
 
@@ -61,6 +62,23 @@ def _replay(ctx: typer.Context, config: Path, resume: str | None) -> None:
             ctx.params[name] = (Path(value) if value else None) if name == "data" else value
 
 
+def _preset(ctx: typer.Context, name: str, resume: str | None, config: Path | None) -> set[str]:
+    """--preset: its values stand in for every option not given here (train/presets.py); the names it set."""
+    from sagan_cli.train.presets import values
+
+    chosen = values(name)
+    if resume is not None:
+        raise SaganError("--preset starts a new run with its settings, --resume continues a run with its own; give one of them")
+    if config is not None:
+        raise SaganError("--preset and --config conflict: both give the options of a new run; give one of them")
+    given = options.explicit(ctx)
+    kinds = {"attention": Attention, "init": Init}
+    for key, value in chosen.items():
+        if key not in given:
+            ctx.params[key] = kinds[key](value) if key in kinds else value
+    return set(chosen) - given
+
+
 def _init_from(init_from, keep_optim: bool, resume: str | None) -> str:
     """--init-from as TrainConfig holds it ('' when not given; --config replays it as text)."""
     if init_from and resume is not None:
@@ -84,6 +102,8 @@ def train(
     resume: str | None = typer.Option(None, help="Continue a run: 'latest' (newest run under --runs) or a checkpoint path."),
     config: Path | None = typer.Option(None, "--config", help="Start a new run with the options of a run's config.json (or run directory); options given here override."),
     init_from: Path | None = typer.Option(None, "--init-from", help="Fine-tune: a new run from this checkpoint's G, D and G_ema weights (its model; step 0, fresh optimisers)."),
+    preset: str | None = typer.Option(None, "--preset", autocompletion=lambda: list(PRESETS),
+                                      help=f"Named settings: {' | '.join(PRESETS)} (the authors' ImageNet model; docs/train.md#presets); options given here override them."),
     keep_optim: bool = typer.Option(False, "--keep-optim", help="With --init-from: keep the checkpoint's Adam moments (this run's learning rates)."),
     device: str = options.device_option(),
     seed: int = typer.Option(0, min=0, help="Seed for weights, noise and data order."),
@@ -141,12 +161,15 @@ def train(
     if config is not None:
         _replay(ctx, config, resume)
         data, batch, loss, eval_every, eval_metrics = (ctx.params[k] for k in ("data", "batch", "loss", "eval_every", "eval_metrics"))
+    preset_set = _preset(ctx, preset, resume, config) if preset is not None else set()
+    batch, loss = ctx.params["batch"], ctx.params["loss"]
     if "gp_weight" in options.explicit(ctx) and resume is None and loss in LOSSES and LOSSES[loss].penalty is None:
         raise SaganError(f"--gp-weight weights a loss's penalty term; --loss {loss} has none (it applies to wgan-gp)")
     model_opts = _config_fields(ModelConfig, ctx.params)
     train_opts = _config_fields(TrainConfig, ctx.params)
     train_opts["init_from"] = _init_from(ctx.params["init_from"], ctx.params["keep_optim"], resume)
-    if resume is None and data is not None and options.given(ctx, "imsize") != "COMMANDLINE":
+    train_opts["preset"] = preset or (train_opts.get("preset") if config is not None else "") or ""
+    if resume is None and data is not None and options.given(ctx, "imsize") != "COMMANDLINE" and "imsize" not in preset_set:
         from sagan_cli.data.dataset import read_meta
 
         size = (read_meta(Path(data)) or {}).get("imsize")  # a missing or broken dataset is reported later

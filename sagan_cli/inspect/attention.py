@@ -91,8 +91,11 @@ def select_layers(spec: str, available: list[str]) -> list[str]:
 
 
 def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device, standing: bool = False,
-                   on_weights=None) -> AttentionMaps:
+                   on_weights=None, klass: int | None = None) -> AttentionMaps:
     """Run G (and D, if D layers are asked for) per seed and cut out each query's attention row.
+
+    A conditional model draws every seed's image of class ``klass``, or of the seed's uniform class
+    (inspect/classes.py) when None; D sees the same labels.
 
     ``on_weights(layer, beta)``, if given, also sees every layer's whole B×N×M matrix of each batch of seeds, in
     seed order (the attention page keeps every query's row: ``inspect/page.py``)."""
@@ -118,15 +121,21 @@ def attention_maps(state: dict, queries, seeds, layers: str, ema: bool, device, 
         gammas={n: float(modules[n].gamma) for n in names},
     )
 
+    from sagan_cli.inspect.classes import uniform_labels
+
+    labels = None
+    if cfg.num_classes:
+        labels = torch.tensor([klass] * len(seeds) if klass is not None else uniform_labels(seeds, cfg.num_classes))
     per_layer: dict[str, list[np.ndarray]] = {n: [] for n in names}
     images = []
     with torch.no_grad():
         for start in range(0, len(seeds), BATCH):
             z = torch.stack([latent(s, cfg.z_dim) for s in seeds[start : start + BATCH]]).to(device)
+            y = () if labels is None else (labels[start : start + BATCH].to(device),)
             weights: dict = {}
-            img = G(z, attn_weights=weights)
+            img = G(z, *y, attn_weights=weights)
             if D is not None:
-                D(img, attn_weights=weights)
+                D(img, *y, attn_weights=weights)
             images.append(to_uint8(img))
             for n in names:
                 kh, kw = grids[n]

@@ -60,16 +60,21 @@ def slerp(z0, z1, t: float):
     return (torch.sin((1 - t) * omega) / so) * z0 + (torch.sin(t * omega) / so) * z1
 
 
-def generate(G, zs, device, batch: int = 64) -> np.ndarray:
-    """uint8 B×H×W×3 images for a stack of latents."""
+def generate(G, zs, device, batch: int = 64, ys=None) -> np.ndarray:
+    """uint8 B×H×W×3 images for a stack of latents; ``ys``: their class ids (a list or LongTensor) or class
+    weights (B×K floats) for a conditional G (inspect/classes.py)."""
     import torch
 
     from sagan_cli.util.images import to_uint8
 
+    zs = torch.stack(list(zs))
+    if ys is not None and not torch.is_tensor(ys):
+        ys = torch.as_tensor(ys, dtype=torch.long)
+    labels = ys.split(batch) if ys is not None else [None] * -(-len(zs) // batch)
     out = []
     with torch.no_grad():
-        for chunk in torch.stack(list(zs)).split(batch):
-            out.append(to_uint8(G(chunk.to(device))))
+        for chunk, y in zip(zs.split(batch), labels):
+            out.append(to_uint8(G(chunk.to(device), *(() if y is None else (y.to(device),)))))
     return np.concatenate(out)
 
 
@@ -93,7 +98,8 @@ def animation_frames(images: np.ndarray, steps: int, nrow: int | None = None) ->
     return [grid(walk[:, t], nrow=nrow or pairs) for t in range(steps)]
 
 
-def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[Path]:
+def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path, classes: list[int] | None = None) -> list[Path]:
+    """seedNNNNNN.png per image; with ``classes`` (several asked for) seedNNNNNN-classK.png."""
     from sagan_cli.util.images import save_png
 
     if outdir.exists() and not outdir.is_dir():
@@ -104,4 +110,5 @@ def write_per_image(images: np.ndarray, seeds: list[int], outdir: Path) -> list[
         from sagan_cli.util.fsutil import why
 
         raise SaganError(f"--outdir {outdir}: cannot create the folder ({why(outdir, exc)})") from None
-    return [save_png(img, outdir / f"seed{seed:06d}.png") for img, seed in zip(images, seeds)]
+    names = [f"seed{s:06d}.png" for s in seeds] if classes is None else [f"seed{s:06d}-class{c}.png" for s, c in zip(seeds, classes)]
+    return [save_png(img, outdir / name) for img, name in zip(images, names)]

@@ -44,6 +44,7 @@ class Request:
     ema: bool = True
     standing: bool = True  # G's BatchNorm statistics re-estimated first (models/standing.py)
     seed: int = 0
+    klass: str | None = None  # --class of a conditional checkpoint (metrics/classes.py); None: uniform labels
     generator: tuple | None = None  # (G ready to draw, its ModelConfig, what to call it): a G in memory (training)
 
 
@@ -108,7 +109,7 @@ def fit_generated(req: Request, source, info: dict, metrics: tuple[str, ...], re
     n = default_num(metrics, real.num_real if real is not None else None)
     if n >= len(source):
         return source, info
-    source = GeneratorSource(source.G, source.z_dim, source.seeds[:n], source.device, source.imsize)
+    source = source.head(n)
     return source, dict(info, generated=_generated_text(source, info["checkpoint"], req))
 
 
@@ -123,24 +124,27 @@ def open_generated(req: Request, device, warn: Callable[[str], None] = lambda te
         G, cfg, what = req.generator
         n = req.num_gen or default_num(chosen(req.metrics), None)
         seeds = range(req.seed, req.seed + n)
-        return (GeneratorSource(G, cfg.z_dim, seeds, device, cfg.imsize),
+        return (GeneratorSource(G, cfg.z_dim, seeds, device, cfg.imsize, cfg.num_classes),
                 {"generated": f"{n} images of {cfg.imsize}px from {what} (seeds {seeds[0]}-{seeds[-1]})"}, None, None)
-    from sagan_cli.models.load import load_generator
+    from sagan_cli.models.load import load_generator, model_config
     from sagan_cli.train.checkpoint import load_checkpoint
     from sagan_cli.train.runs import resolve_checkpoint_arg, run_dir_of
 
     path = resolve_checkpoint_arg(req.ckpt, req.outdir)
     state = load_checkpoint(path)
+    from sagan_cli.metrics.classes import resolve
+
+    klass, labels = resolve(req.klass, state, model_config(state))  # before the (standing statistics) work
     G, cfg = load_generator(state, req.ema, device, req.standing)
     n = req.num_gen or default_num(chosen(req.metrics))
-    source = GeneratorSource(G, cfg.z_dim, range(req.seed, req.seed + n), device, cfg.imsize)
+    source = GeneratorSource(G, cfg.z_dim, range(req.seed, req.seed + n), device, cfg.imsize, cfg.num_classes, klass)
     info = {"checkpoint": str(path), "step": int(state.get("step", 0)), "images_seen": int(state.get("images_seen", 0)),
             "ema": req.ema, "standing_stats": req.standing, "seed": req.seed,
-            "generated": _generated_text(source, path, req)}
+            "generated": _generated_text(source, path, req), **labels}
     return source, info, run_dir_of(path), state
 
 
-def open_real(req: Request, state: dict | None, warn: Callable[[str], None]) -> Real:
+def open_real(req: Request, state: dict | None, warn: Callable[[str], None], klass: int | None = None) -> Real:
     from sagan_cli.data.dataset import fingerprint_array, open_dataset
     from sagan_cli.metrics.stats_cache import load_stats
 
@@ -161,15 +165,20 @@ def open_real(req: Request, state: dict | None, warn: Callable[[str], None]) -> 
     recorded_fp = ((state or {}).get("data") or {}).get("fingerprint")
     if req.data is None and recorded_fp and ds.fingerprint and recorded_fp != ds.fingerprint:
         warn(f"{data} is not the dataset this checkpoint was trained on (fingerprint differs); evaluating against it anyway")
-    count = len(ds)
+    from sagan_cli.metrics.classes import real_pool
+
+    pool, tag = real_pool(ds, klass, data, warn)  # --class: that class's images only
+    count = len(ds) if pool is None else len(pool)
     num_real = count if req.num_real is None else req.num_real
     if num_real > count:
         raise SaganError(f"--num-real {num_real}: {data} holds only {count} images")
     indices = None
     if num_real < count:  # a fixed random subset, in file order (memmap-friendly)
         indices = np.sort(np.random.RandomState(REAL_SUBSET_SEED).choice(count, num_real, replace=False))
-    fingerprint = ds.fingerprint or fingerprint_array(ds.images)
-    return Real(description=f"{num_real} of {count} images of {data}", images=ds.images, indices=indices,
+    if pool is not None:
+        indices = pool if indices is None else pool[indices]
+    fingerprint = tag + (ds.fingerprint or fingerprint_array(ds.images))
+    return Real(description=f"{num_real} of {count} images{f' of class {klass}' if tag else ''} of {data}", images=ds.images, indices=indices,
                 fingerprint=fingerprint, count=count, num_real=num_real)
 
 
@@ -329,7 +338,7 @@ def score(req: Request, console, say: Callable[[str], None], warn: Callable[[str
     weights_path = find_weights(req) if inception else None
     gen_source, info, run_dir, state = open_generated(req, device, warn)
     need_real = any(m.needs_real for m in entries)
-    real = open_real(req, state, warn) if need_real else None
+    real = open_real(req, state, warn, getattr(gen_source, "klass", None)) if need_real else None
     gen_source, info = fit_generated(req, gen_source, info, metrics, real)
     check_sizes(state, real)
     check_counts(metrics, len(gen_source), real)

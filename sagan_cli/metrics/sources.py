@@ -18,9 +18,18 @@ from sagan_cli.util.images import IMAGE_SUFFIXES
 
 
 class GeneratorSource:
-    def __init__(self, G, z_dim: int, seeds: range, device, imsize: int | None = None):
+    """Image i from seed ``seeds[i]``; a conditional G (``num_classes``) draws it in class ``klass``, or in the
+    seed's uniform class (inspect/classes.py) when None, as `sagan sample` draws that seed."""
+
+    def __init__(self, G, z_dim: int, seeds: range, device, imsize: int | None = None, num_classes: int = 0,
+                 klass: int | None = None):
         self.G, self.z_dim, self.seeds, self.device, self.imsize = G, z_dim, seeds, device, imsize
+        self.num_classes, self.klass = num_classes, klass
         self.label = "generated"
+
+    def head(self, n: int) -> "GeneratorSource":
+        """The first ``n`` images of this source."""
+        return GeneratorSource(self.G, self.z_dim, self.seeds[:n], self.device, self.imsize, self.num_classes, self.klass)
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -32,11 +41,15 @@ class GeneratorSource:
     def batches(self, batch: int) -> Iterator:
         import torch
 
+        from sagan_cli.inspect.classes import uniform_labels
         from sagan_cli.inspect.sample import generate, latent
 
         for start in range(0, len(self.seeds), batch):
             seeds = self.seeds[start : start + batch]
-            images = generate(self.G, [latent(s, self.z_dim) for s in seeds], self.device, batch)
+            ys = None
+            if self.num_classes:
+                ys = [self.klass] * len(seeds) if self.klass is not None else uniform_labels(seeds, self.num_classes)
+            images = generate(self.G, [latent(s, self.z_dim) for s in seeds], self.device, batch, ys)
             yield torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
 
 

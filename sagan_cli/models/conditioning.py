@@ -9,7 +9,9 @@ Projection (Miyato & Koyama 2018; the authors' ``sn_embedding``): D's logit gets
 with φ(x) the pooled feature vector that feeds its output layer and ``embed`` a spectrally normalised
 class embedding of that width.
 
-``y`` is a LongTensor of class ids, one per image. A conditional network refuses to run without it and
+``y`` is a LongTensor of class ids, one per image; G also takes a float B×K tensor of class weights (each
+row sums to 1), the mixture of those classes' gains and biases: ``sample --class A,B --interpolate`` walks
+from one class to another at fixed z with it. A conditional network refuses to run without it and
 an unconditional one refuses labels (``check_labels``); ids are not range-checked here (that would
 read them back from the device on every forward): the commands check ``--class`` against the
 checkpoint's classes.
@@ -32,6 +34,8 @@ def check_labels(num_classes: int, y: torch.Tensor | None, batch: int, net: str)
         return
     if y is None:
         raise SaganError(f"this {net} is class-conditional ({num_classes} classes): it needs a class label for every image")
+    if net == "generator" and y.is_floating_point() and y.shape == (batch, num_classes):
+        return  # class weights: a mixture of classes (conditional BatchNorm only)
     if y.dtype != torch.long or y.shape != (batch,):
         raise SaganError(f"{net} class labels must be a LongTensor of {batch} class ids, got {y.dtype} of shape {tuple(y.shape)}")
 
@@ -47,6 +51,9 @@ class ConditionalBatchNorm2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_classes, num_features))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if y.is_floating_point():  # class weights B×K: the mixture of the classes' gains and biases
+            gain, bias = (y.to(self.gain.dtype) @ self.gain)[:, :, None, None], (y.to(self.bias.dtype) @ self.bias)[:, :, None, None]
+            return self.bn(x) * gain.to(x.dtype) + bias.to(x.dtype)
         # index_select, not indexing: its backward is one index_add, as an embedding's
         gain = self.gain.index_select(0, y)[:, :, None, None]
         bias = self.bias.index_select(0, y)[:, :, None, None]

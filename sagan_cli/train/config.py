@@ -52,6 +52,7 @@ class TrainConfig:
     fake_labels: str = "uniform"  # the fakes' class labels: uniform | data (its class frequencies); train/labels.py
     init_from: str = ""  # a checkpoint whose G, D and G_ema weights a new run starts from (train/finetune.py)
     keep_optim: bool = False  # --init-from: keep the parent's Adam moments too
+    preset: str = ""  # --preset: the named option set this run started from (train/presets.py); "" for none
 
     def __post_init__(self):
         checks = [

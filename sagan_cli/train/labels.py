@@ -56,3 +56,12 @@ class Labels:
 def bind(D, y: tuple):
     """``D`` with its labels fixed (for a penalty that calls ``D(x)``), or D itself when unconditional."""
     return (lambda x: D(x, *y)) if y else D
+
+
+def data_record(dataset, num_classes: int) -> dict:
+    """A checkpoint's ``data`` entry; a conditional model's carries the dataset's class names (id = index), so
+    ``--class NAME`` works from the checkpoint alone (one written before them reads as "0".."K-1")."""
+    record = {"path": str(dataset.path), "fingerprint": dataset.fingerprint, "count": len(dataset)}
+    if num_classes and getattr(dataset, "classes", None):
+        record["classes"] = list(dataset.classes)
+    return record

@@ -38,7 +38,7 @@ from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.curves import refresh as refresh_curves
 from sagan_cli.train.ema import EMA
-from sagan_cli.train.labels import Labels, bind
+from sagan_cli.train.labels import Labels, bind, data_record
 from sagan_cli.train.evaluation import DuringTraining
 from sagan_cli.train.schedule import LRSchedule
 from sagan_cli.train.log import LogWriteError, TrainLogger
@@ -152,7 +152,7 @@ class Trainer:
             "lr_schedule": self.schedule.state_dict(),
             "rng": rng,
             "sampler": dict(self.sampler_state),
-            "data": {"path": str(self.dataset.path), "fingerprint": self.dataset.fingerprint, "count": len(self.dataset)},
+            "data": data_record(self.dataset, self.mcfg.num_classes),  # with the class names when conditional
             "fixed_z": self.fixed_z, "parent": self.parent,  # the --init-from checkpoint (train/finetune.py)
             "best": self.evals.best.to_dict() if self.evals is not None and self.evals.best else self._best,
         }

@@ -101,9 +101,6 @@ def prepare_run(*, model_opts: dict, train_opts: dict, explicit: set[str], resum
             parent = (parent, finetune.parent_record(parent_path, parent, train_opts.get("keep_optim", False)))
         tcfg = TrainConfig(**{**train_opts, "data": str(ds.path), "name": train_opts.get("name") or ds.path.name})
         run_dir = None
-    if mcfg.num_classes and tcfg.eval_every:  # the evaluator draws G(z) with no labels (not wired yet)
-        raise SaganError("--eval-every does not yet evaluate a class-conditional model; train without it "
-                         "(or with --unconditional)")
     if tcfg.batch > len(ds):
         raise SaganError(f"--batch {tcfg.batch} is larger than the dataset ({len(ds)} images)")
     distributed.check_batch(tcfg.batch, dist.world)  # a resumed run keeps its global batch
