@@ -84,7 +84,9 @@ def test_training_records_the_class_names_in_the_checkpoint(cli, tmp_path):
     assert "class 2 (stripe)" in r.stdout
 
 
-def test_one_class_equals_its_row_of_the_per_class_grid_and_a_name_its_id(cli, ckpt):
+@pytest.mark.parametrize("arch", ["dcgan", "resnet"])
+def test_one_class_equals_its_row_of_the_per_class_grid_and_a_name_its_id(cli, tmp_path, arch):
+    ckpt = make_ckpt(tmp_path / f"{arch}.pt", arch=arch)
     assert cli("sample", ckpt, "--class", "0-2", "-n", "4", "--out", "all.png").code == 0
     assert cli("sample", ckpt, "--class", "2", "-n", "4", "--nrow", "4", "--out", "two.png").code == 0
     assert cli("sample", ckpt, "--class", "stripe", "-n", "4", "--nrow", "4", "--out", "name.png").code == 0
