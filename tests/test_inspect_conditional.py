@@ -245,3 +245,11 @@ def test_a_checkpoint_without_class_names_samples_by_id(cli, tmp_path):
     r = cli("sample", old, "--class", "1", "-n", "2", "--out", "o.png")
     assert r.code == 0 and "class 1 (1)" in r.stdout
     assert_one_line_error(cli("sample", old, "--class", "square"), "no class of that name", "0, 1, 2")
+
+
+def test_an_exported_generator_keeps_the_class_names(cli, ckpt):
+    r = cli("export", ckpt, "--out", "G.safetensors")
+    assert r.code == 0, r.stderr
+    assert cli("sample", "G.safetensors", "--class", "stripe", "-n", "2", "--out", "e.png").code == 0
+    assert cli("sample", ckpt, "--class", "2", "-n", "2", "--out", "c.png").code == 0
+    np.testing.assert_array_equal(pixels("e.png"), pixels("c.png"))
