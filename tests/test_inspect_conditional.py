@@ -184,7 +184,8 @@ def test_evaluate_class_uses_only_that_class_real_images(cli, ckpt, labelled, tm
     assert a["num_real"] == 10 and "of class 1" in a["real"] and a["class"] == 1 and a["class_name"] == "square"
     assert "has no labels" in err  # an unlabelled real side is all of it, said once
     assert a["swd"] == b["swd"]
-    u, _ = swd_json(cli, ckpt, "--data", path, "-n", "8")
+    u, err = swd_json(cli, ckpt, "--data", path, "-n", "8")
+    assert "classes drawn uniformly" in err
     assert u["labels"] == "uniform" and u["num_real"] == 24 and u == {**u, **swd_json(cli, ckpt, "--data", path, "-n", "8")[0],
                                                                          "time": u["time"], "seconds": u["seconds"]}
 

@@ -337,6 +337,8 @@ def score(req: Request, console, say: Callable[[str], None], warn: Callable[[str
     device = resolve_device(req.device)
     weights_path = find_weights(req) if inception else None
     gen_source, info, run_dir, state = open_generated(req, device, warn)
+    if info.get("labels") == "uniform":  # a conditional checkpoint without --class
+        say("classes drawn uniformly, one per seed from its own seeded stream (as `sagan sample`; --class K|NAME for one)")
     need_real = any(m.needs_real for m in entries)
     real = open_real(req, state, warn, getattr(gen_source, "klass", None)) if need_real else None
     gen_source, info = fit_generated(req, gen_source, info, metrics, real)
