@@ -90,6 +90,7 @@ CASES = [
     C("train-gp-weight-negative", "train", "--loss wgan-gp --gp-weight -1", "--gp-weight must be finite and >= 0"),
     C("train-gp-weight-without-penalty", "train", "--gp-weight 5", "--loss hinge has none"),
     C("train-n-dis-zero", "train", "--n-dis 0", "'--n-dis'"),
+    C("train-diffaug-unknown", "train", "--diffaug color,blur", "--diffaug policy 'blur' is not one of: color, translation, cutout"),
     C("train-lr-decay-zero", "train", "--lr-decay 0", "--lr-decay must be in (0, 1]"),
     C("train-lr-decay-above-one", "train", "--lr-decay 1.5", "--lr-decay must be in (0, 1]"),
     C("train-lr-decay-every-zero", "train", "--lr-decay-every 0", "'--lr-decay-every'"),

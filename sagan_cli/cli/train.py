@@ -16,6 +16,7 @@ import typer
 from sagan_cli.cli import options
 from sagan_cli.models import ARCHITECTURES
 from sagan_cli.models.config import ATTENTION_FORMS, INITS
+from sagan_cli.train.augment import POLICIES
 from sagan_cli.train.config import FAKE_LABELS
 from sagan_cli.train.losses import LOSSES
 from sagan_cli.train.presets import PRESETS
@@ -128,6 +129,9 @@ def train(
     g_conv_dim: int = typer.Option(64, min=1, help="G base width (channels at the last block)."),
     d_conv_dim: int = typer.Option(64, min=1, help="D base width (channels at the first block)."),
     loss: str = typer.Option("hinge", autocompletion=lambda: list(LOSSES), help=f"Adversarial loss: {' | '.join(LOSSES)} (docs/train.md)."),
+    mirror: bool = typer.Option(False, "--mirror", help="Flip each real image left-right with probability 1/2 before D (small datasets; docs/train.md#augmentation)."),
+    diffaug: str = typer.Option("", metavar="POLICIES", autocompletion=lambda: list(POLICIES),
+                                help=f"DiffAugment of real and fake images before D, comma-separated: {', '.join(POLICIES)} (small datasets; docs/train.md#augmentation)."),
     gp_weight: float = typer.Option(10.0, help="Weight of the gradient penalty of --loss wgan-gp."),
     n_dis: int = typer.Option(1, min=1, help="D steps per G step, each on the next real batch (SNGAN: 5); a step is one G step."),
     lr_decay: float = typer.Option(1.0, metavar="GAMMA", help="Multiply both learning rates by GAMMA every --lr-decay-every steps (1: constant)."),

@@ -53,6 +53,8 @@ class TrainConfig:
     init_from: str = ""  # a checkpoint whose G, D and G_ema weights a new run starts from (train/finetune.py)
     keep_optim: bool = False  # --init-from: keep the parent's Adam moments too
     preset: str = ""  # --preset: the named option set this run started from (train/presets.py); "" for none
+    mirror: bool = False  # real images flipped left-right with probability 1/2 before D (train/augment.py)
+    diffaug: str = ""  # DiffAugment policies, comma-separated (train/augment.py POLICIES); "" for none
 
     def __post_init__(self):
         checks = [
@@ -78,10 +80,12 @@ class TrainConfig:
             ("lr-decay", 0 < self.lr_decay <= 1, "in (0, 1] (1: no decay)"),
             ("lr-decay-every", self.lr_decay_every >= 1, ">= 1"),
         ]
+        from sagan_cli.train.augment import parse as parse_diffaug
         from sagan_cli.train.losses import LOSSES
 
         if self.loss not in LOSSES:
             raise SaganError(f"--loss {self.loss!r} is not one of: {', '.join(LOSSES)}")
+        parse_diffaug(self.diffaug)  # an unknown policy: one line naming it and the valid ones
         if self.fake_labels not in FAKE_LABELS:
             raise SaganError(f"--fake-labels must be {' or '.join(FAKE_LABELS)}, got {self.fake_labels!r}")
         for name, ok, want in checks:

@@ -138,9 +138,10 @@ def lines(info: dict) -> list[str]:
         gp = f" (gp weight {_num(t.get('gp_weight'))})" if t.get("loss") == "wgan-gp" else ""
         ema = f"{t.get('ema_decay')} from step {t.get('ema_start')}" if t.get("ema", True) else "off"
         n_dis = t.get("n_dis", 1)
+        aug = ", ".join((["mirror"] if t.get("mirror") else []) + ([f"diffaug {t['diffaug']}"] if t.get("diffaug") else []))
         out.append(f"training: loss {t.get('loss', 'hinge')}{gp}, {n_dis} D step{'s' if n_dis > 1 else ''} per G step, batch {t.get('batch')}, "
                    f"lr G {_num(t.get('lr_g'))} / D {_num(t.get('lr_d'))}{decay}, betas {t.get('beta1')}, {t.get('beta2')}, "
-                   f"EMA {ema}, seed {t.get('seed')}")
+                   f"EMA {ema}, seed {t.get('seed')}" + (f", augmentation {aug}" if aug else ""))
     if d:
         out.append(f"data: {d.get('path')} ({d.get('count')} images, {d.get('fingerprint')})")
     parent = info.get("parent")

@@ -32,14 +32,12 @@ from sagan_cli.util.images import grid, save_png, to_uint8
 from sagan_cli.models import build, gammas
 from sagan_cli.models.standing import apply_standing_stats
 from sagan_cli.train import distributed as dist_util
-from sagan_cli.train import losses, run_config
-from sagan_cli.train import evaluation
+from sagan_cli.train import augment, evaluation, losses, run_config
 from sagan_cli.train.checkpoint import FORMAT, FORMAT_VERSION, intact_note, save_best, save_checkpoint
 from sagan_cli.train.distributed import SINGLE, DistContext
 from sagan_cli.train.curves import refresh as refresh_curves
 from sagan_cli.train.ema import EMA
 from sagan_cli.train.labels import Labels, bind, data_record
-from sagan_cli.train.evaluation import DuringTraining
 from sagan_cli.train.schedule import LRSchedule
 from sagan_cli.train.log import LogWriteError, TrainLogger
 
@@ -98,6 +96,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.fixed_z = fixed_noise(tcfg.num_samples, mcfg.z_dim, tcfg.seed)
         self.labels = Labels(mcfg.num_classes, tcfg.fake_labels, dataset.labels, tcfg.batch, device, dist)  # train/labels.py
+        self.augment = augment.Augment(tcfg, device, dist)  # --mirror, --diffaug: D's inputs (train/augment.py)
         self.step, self.images_seen = 0, 0
         self.sampler_state = {"seed": tcfg.seed, "epoch": 0, "position": 0}
         self._best = None  # the best evaluation so far, as a resumed checkpoint recorded it
@@ -205,8 +204,9 @@ class Trainer:
         # D step: the loss on real and (no-grad) fake images.
         with torch.no_grad(), self._autocast():
             fake = self.G_step(self._noise(), *y_fake)
+        real, fake = self.augment.d(real, fake.to(real.dtype), self.step)  # themselves without --mirror/--diffaug
         with self._autocast():
-            logits = self.D_step(torch.cat([real, fake.to(real.dtype)]), *self.labels.joined(y_real, y_fake)).float()
+            logits = self.D_step(torch.cat([real, fake]), *self.labels.joined(y_real, y_fake)).float()
         d_real, d_fake = logits[:b], logits[b:]
         d_loss = self.loss.d(d_real, d_fake)
         if self.loss.penalty is not None:  # through the plain D: DDP and torch.compile have no double backward
@@ -226,7 +226,7 @@ class Trainer:
         self.D.requires_grad_(False)
         y = self.labels.fake()
         with self._autocast():
-            g_logits = self.D_frozen(self.G_step(self._noise(), *y), *y).float()
+            g_logits = self.D_frozen(self.augment.g(self.G_step(self._noise(), *y), self.step), *y).float()
         g_loss = self.loss.g(g_logits)
         self.opt_G.zero_grad(set_to_none=True)
         self.scaler.scale(g_loss).backward()
@@ -376,7 +376,7 @@ class Trainer:
 
     def attach_evaluator(self, evaluator, every: int) -> None:
         """Evaluate every ``every`` steps and at the end (train/evaluation.py); a resumed run keeps its best."""
-        self.evals = DuringTraining(evaluator, every, self._best)
+        self.evals = evaluation.DuringTraining(evaluator, every, self._best)
 
     def _evaluate(self, logger: TrainLogger) -> None:
         """Rank 0 scores the generator samples come from; on a new best all ranks check finiteness, rank 0 saves."""
