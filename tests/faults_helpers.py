@@ -44,8 +44,8 @@ def poisoned_trainer(tmp_path: Path, data: Path, poison, at_step: int = 2, **tra
     )
     original = trainer.train_step
 
-    def poisoned(batch):
-        original(batch)
+    def poisoned(*args, **kwargs):  # the real batch (and its labels, for a conditional model)
+        original(*args, **kwargs)
         if trainer.step == at_step:
             with torch.no_grad():
                 poison(trainer)
