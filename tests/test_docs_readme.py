@@ -10,8 +10,8 @@ from conftest import REPO
 from prepare_helpers import make_lsun_lmdb, make_zip
 
 # Heavy values in the README and what the test runs instead.
-SHRINK = {"--steps 100000": "--steps 2", "--steps 200000": "--steps 3",
-          "--num 50000": "--num 10 --batch 5 --device cpu"}
+SHRINK = {"--steps 100000": "--steps 2 --batch 8 --g-conv-dim 16 --d-conv-dim 16", "--steps 200000": "--steps 3",
+          "--num 50000": "--num 10 --num-real 10 --batch 5 --device cpu"}
 
 
 def readme_commands(section: str) -> list[str]:

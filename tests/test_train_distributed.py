@@ -174,6 +174,7 @@ def test_two_ranks_write_one_run_that_samples_and_resumes_in_one_process(tmp_pat
     assert load_checkpoint(ckdir / "latest.pt")["step"] == 8
 
 
+@pytest.mark.slow  # ~15-30 s; tests/test_train_multinode.py runs torchrun (two agents) against --nproc 2 by default
 def test_torchrun_runs_the_same_job_as_nproc(tmp_path, tiny_dataset):
     """`torchrun --standalone --nproc-per-node 2 -m sagan_cli train ...` (here its module form) is the documented
     multi-machine entry point: one run, rank 0 writing, and the same weights as `sagan train --nproc 2`."""
@@ -304,7 +305,8 @@ def test_a_hung_peer_times_out_into_the_peer_lost_error(tmp_path):
     assert "\n" not in res["message"]
 
 
-@pytest.mark.parametrize("how,code", [("ctrl-c", 0), ("sigterm", 143)])
+# SIGTERM takes the same path as Ctrl-C (one handler, its own exit code): a long trial; Ctrl-C runs by default
+@pytest.mark.parametrize("how,code", [("ctrl-c", 0), pytest.param("sigterm", 143, marks=pytest.mark.slow)])
 def test_stop_signals_reach_every_rank_and_rank_0_saves(tmp_path, tiny_dataset, how, code):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) and SIGTERM to the launcher."""
     proc = _start(tmp_path, tiny_dataset, "--ckpt-every", "5")
