@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "1200"))
+STEPS = int(os.environ.get("SAGAN_DEMO_STEPS", "800"))
 COUNT = int(os.environ.get("SAGAN_DEMO_COUNT", "6000"))
 OUT = Path(os.environ.get("SAGAN_DEMO_DIR", "demo"))
 WIDTH = 32  # G and D conv dim
