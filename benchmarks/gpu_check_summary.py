@@ -33,6 +33,12 @@ def training(run: Path) -> dict:
             records.append(rec)
     config = json.loads((run / "config.json").read_text())
     last = records[-1] if records else {}
+    ckpt = run / "checkpoints" / "latest.pt"  # where the run stopped (the log may end before it: --log-every)
+    if ckpt.exists():
+        import torch
+
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        last = {**last, "step": int(state["step"]), "images_seen": int(state["images_seen"])}
     rates = [r["img_per_s"] for r in records[1:] if "img_per_s" in r]  # the first logged rate includes compiling
     tail = rates[-5:]
     return {"run": run.name, "amp": config["train"].get("amp"), "compile": config["train"].get("compile"),
