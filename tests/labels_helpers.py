@@ -57,3 +57,21 @@ def make_class_folders(root: Path, per_class: dict[str, int], top: int = 0, size
     for i in range(top):
         Image.new("RGB", (size, size), (0, 0, 0)).save(root / f"top{i}.png")
     return root
+
+
+def interrupt_at_chunk(monkeypatch, n: int = 3):
+    """Make `prepare`'s pipeline raise KeyboardInterrupt (a Ctrl-C) when it starts its ``n``-th chunk;
+    returns the real chunk function, to put back for the resumed run."""
+    from sagan_cli.data.prepare import pipeline
+
+    real = pipeline.process_chunk
+    calls = {"n": 0}
+
+    def stop(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pipeline, "process_chunk", stop)
+    return real

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, make_images
+from labels_helpers import interrupt_at_chunk
 from sagan_cli.data.dataset import LABELS, fingerprint_array, open_dataset, save_dataset
 from sagan_cli.data.loader import EpochSampler, Prefetcher
 from sagan_cli.data.prepare import pipeline
@@ -188,16 +189,7 @@ def test_an_interrupted_labelled_prepare_resumes_to_the_same_labels(cli, tmp_pat
     monkeypatch.setattr(pipeline, "COMMIT_EVERY_S", 0.0)
     args = ("prepare", "synthetic", "--imsize", 32, "--count", 700, "--classes", 5, "--workers", 1)
     assert cli(*args, "--out", "whole").code == 0
-    real = pipeline.process_chunk
-    calls = {"n": 0}
-
-    def stop_at_third(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(pipeline, "process_chunk", stop_at_third)
+    real = interrupt_at_chunk(monkeypatch, 3)
     r = cli(*args, "--out", "ds")
     assert_one_line_error(r, "interrupted after 256 of 700")
     assert (tmp_path / "ds" / LABELS).exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error
-from labels_helpers import CIFAR_CLASSES, make_cifar_binary, make_cifar_pickle, make_class_folders
+from labels_helpers import CIFAR_CLASSES, interrupt_at_chunk, make_cifar_binary, make_cifar_pickle, make_class_folders
 from prepare_helpers import FileServer, make_lsun_lmdb, make_zip
 from sagan_cli.data.dataset import LABELS, open_dataset
 from sagan_cli.data.prepare import cifar
@@ -101,16 +101,7 @@ def test_several_lsun_categories_from_zips_resume_in_the_second_category(cli, tm
     from sagan_cli.data.prepare.lsun import LmdbSource
 
     monkeypatch.setattr(LmdbSource, "chunk_size", 4)  # the second chunk holds both categories
-    real = pipeline.process_chunk
-    calls = {"n": 0}
-
-    def stop_at_third(*a, **kw):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(pipeline, "process_chunk", stop_at_third)
+    real = interrupt_at_chunk(monkeypatch, 3)
     r = cli(*args, "--out", "ds")
     assert_one_line_error(r, "interrupted after 7 of 12")  # 8 of 12 entries read, one of them undecodable
     monkeypatch.setattr(pipeline, "process_chunk", real)
