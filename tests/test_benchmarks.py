@@ -15,9 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TINY
 
 
 @pytest.mark.slow  # a real bench run of both arms (~20 s); the saved-results checks below stay in the default run
@@ -136,8 +137,6 @@ def test_loader_bench_does_not_call_a_memory_backed_read_cold(tmp_path):
 
 
 def test_standing_bench_reports_the_three_modes_and_the_data(cli, tiny_dataset, tmp_path):
-    from conftest import TINY
-
     assert cli("train", *TINY, "--data", tiny_dataset, "--steps", "3", "--batch", "8", "--ema-start", "1").code == 0
     ckpt = tmp_path / "runs/00000-tiny-32/checkpoints/latest.pt"
     r = subprocess.run([sys.executable, str(REPO / "benchmarks/standing_bench.py"), str(ckpt), "--data", str(tiny_dataset),
@@ -148,10 +147,11 @@ def test_standing_bench_reports_the_three_modes_and_the_data(cli, tiny_dataset, 
     assert out["modes"]["eval"]["mean_abs_diff_vs_standing"] > 0 and "mirror_error" in out["data"]
 
 
-def _fidelity_bench():
+def _bench(name: str):
+    """benchmarks/NAME.py as a module (its markdown() renders saved results as the docs show them)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("fidelity_bench", REPO / "benchmarks" / "fidelity_bench.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -160,7 +160,7 @@ def _fidelity_bench():
 def test_the_fidelity_page_shows_the_saved_ablation_tables_and_curves():
     """docs/fidelity.md's tables are fidelity_bench.py's rendering of the JSON saved in docs/perf/, and its
     figure is there."""
-    bench = _fidelity_bench()
+    bench = _bench("fidelity_bench")
     doc = (REPO / "docs" / "fidelity.md").read_text()
     saved = sorted((REPO / "docs" / "perf").glob("fidelity-*.json"))
     assert saved, "no saved fidelity_bench results in docs/perf/"
@@ -170,6 +170,80 @@ def test_the_fidelity_page_shows_the_saved_ablation_tables_and_curves():
         assert bench.markdown(res) in doc, f"the page's tables are not {path.name}'s"
         assert set(res["arms"]) == set(bench.ARMS) and len(res["settings"]["seeds"]) >= 2
     assert "images/fidelity-curves.png" in doc and (REPO / "docs" / "images" / "fidelity-curves.png").exists()
+
+
+def test_the_fidelity_page_shows_the_saved_metric_calibration():
+    res = json.loads((REPO / "docs" / "perf" / "metric-calibration-cpu.json").read_text())
+    doc = (REPO / "docs" / "fidelity.md").read_text()
+    assert "perf/metric-calibration-cpu.json" in doc and _bench("metric_calibration").markdown(res) in doc
+
+
+def test_the_fidelity_page_shows_the_saved_demo_search():
+    res = json.loads((REPO / "docs" / "perf" / "demo-search-cpu.json").read_text())
+    doc = (REPO / "docs" / "fidelity.md").read_text()
+    assert "perf/demo-search-cpu.json" in doc and _bench("demo_search").markdown(res) in doc
+
+
+def test_demo_search_collects_a_runs_options_and_scores(cli, tmp_path):
+    assert cli("prepare", "synthetic", "--imsize", "32", "--count", "40", "--out", "d").code == 0
+    assert cli("train", *TINY, "--data", "d", "--steps", "2", "--batch", "8", "--lr-g", "3e-4", "--eval-every", "1",
+               "--eval-metrics", "swd,mirror", "--eval-num", "8").code == 0
+    run = next((tmp_path / "runs").iterdir())
+    search, out = _bench("demo_search"), tmp_path / "s.json"
+    assert search.main(["--collect", str(run), "--name", "tiny", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    c = res["candidates"]["tiny"]
+    assert c["options"]["lr_g"] == 3e-4 and c["options"]["batch"] == 8 and [e["step"] for e in c["evals"]] == [1, 2]
+    assert all(e["swd"] > 0 and 0 < e["mirror_error"] < 1 for e in c["evals"])
+    assert "| tiny | 8 | 0.0003 / 0.0004 |" in search.markdown(res)
+    # a second candidate joins the file; a run without eval records is refused
+    assert cli("train", *TINY, "--data", "d", "--steps", "1", "--batch", "8", "--name", "plain").code == 0
+    plain = next(p for p in (tmp_path / "runs").iterdir() if p.name.endswith("plain"))
+    with pytest.raises(SystemExit, match="no eval records"):
+        search.main(["--collect", str(plain), "--name", "plain", "--json", str(out)])
+    assert list(json.loads(out.read_text())["candidates"]) == ["tiny"]
+
+
+def test_metric_calibration_damages_score_in_the_order_they_hurt():
+    """Real images score ~ their floor and mirror error 0; more noise scores worse; swapped halves break only
+    the mirror error's symmetry (both halves stay real)."""
+    import torch
+
+    from sagan_cli.data.prepare.synthetic import render
+
+    cal = _bench("metric_calibration")
+    images = torch.from_numpy(np.stack([render(0, i, 32) for i in range(96)]))
+    real, rest = images[:48], images[48:]
+    rows = {name: cal.score(d, real) for name, _, d in cal.damaged_sets(rest, seed=0)}
+    assert rows["none"]["mirror_error"] == 0 and rows["blur"]["mirror_error"] == 0
+    swd = [rows["none"]["swd"]] + [rows[f"noise σ={s}"]["swd"] for s in cal.SIGMAS]
+    assert swd == sorted(swd) and swd[-1] > 1.5 * swd[0]
+    mirror = [rows[f"noise σ={s}"]["mirror_error"] for s in cal.SIGMAS]
+    assert mirror == sorted(mirror) and 0 < mirror[0]
+    assert rows["halves"]["mirror_error"] > mirror[-1]
+
+
+def test_class_bench_scores_every_class_of_a_conditional_checkpoint(cli, tmp_path):
+    assert cli("prepare", "synthetic", "--imsize", "32", "--count", "60", "--classes", "3", "--out", "d").code == 0
+    assert cli("train", *TINY, "--data", "d", "--steps", "2", "--batch", "8", "--ema-start", "1").code == 0
+    ckpt = next((tmp_path / "runs").glob("*/checkpoints/latest.pt"))
+    out = tmp_path / "class.json"
+    bench = [sys.executable, str(REPO / "benchmarks" / "class_bench.py"), str(ckpt), "--data", str(tmp_path / "d"),
+             "--num", "8", "--epochs", "1"]
+    proc = subprocess.run([*bench, "--json", str(out)], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert [r["name"] for r in res["classes"]] == ["disc-red", "square-green", "triangle-blue"]
+    for r in res["classes"]:
+        assert 0 <= r["colour_agreement"] <= 1 and 0 <= r["shape_agreement"] <= 1 and r["num"] == 8
+        assert 0 < r["mirror_error"] < 1 and r["mirror_error_real"] == 0
+    assert set(res["classifier_accuracy_real"]) == {"colour", "shape"} and res["settings"]["test_images"] == 12
+    assert _bench("class_bench").markdown(res) in proc.stdout
+    # an unlabelled dataset cannot say what a class should look like
+    assert cli("prepare", "synthetic", "--imsize", "32", "--count", "16", "--out", "u").code == 0
+    with pytest.raises(SystemExit, match="labelled dataset"):
+        _bench("class_bench").main([str(ckpt), "--data", str(tmp_path / "u")])
 
 
 @pytest.mark.slow  # trains two arms for a few steps and scores them (~1 min)
@@ -190,7 +264,7 @@ def test_fidelity_bench_runs_every_arm_and_scores_each_point(tmp_path):
             assert 0 < p["raw"]["mirror_error"] < 1 and p["raw"]["swd"] > 0 and p["raw"]["swd_floor"] > 0
             assert (p["ema"] is None) == (arm == "naive")
     assert (tmp_path / "c.png").stat().st_size > 0
-    assert _fidelity_bench().markdown(res) in proc.stdout
+    assert _bench("fidelity_bench").markdown(res) in proc.stdout
 
 
 def _gpu_check(tmp_path, **knobs):
