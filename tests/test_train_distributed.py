@@ -198,10 +198,16 @@ def test_torchrun_runs_the_same_job_as_nproc(tmp_path, tiny_dataset):
     assert _max_diff(ck, load_checkpoint(other / "checkpoints" / "latest.pt")) == 0.0
 
 
-def test_sync_bn_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path, tiny_dataset):
+def _train_here(cli, data, *extra, outdir):
+    """The single-process reference run in this process (`cli`, cwd = tmp_path): no torch start-up to pay."""
+    r = cli("train", *TINY, "--data", data, "--runs", outdir, *extra)
+    assert r.code == 0, r.stderr
+
+
+def test_sync_bn_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path, tiny_dataset, cli):
     """One step: 2 ranks × 4 images with sync-BN give the 1 × 8 weights (to 1e-5); without it they don't."""
     common = ("--steps", "1", "--batch", "8", "--seed", "5")
-    _train(tmp_path, tiny_dataset, *common, outdir="one")
+    _train_here(cli, tiny_dataset, *common, outdir="one")
     _train(tmp_path, tiny_dataset, "--nproc", "2", *common, outdir="two")
     _train(tmp_path, tiny_dataset, "--nproc", "2", "--no-sync-bn", *common, outdir="two-local-bn")
     ck = {d: load_checkpoint(next((tmp_path / d).iterdir()) / "checkpoints/latest.pt") for d in ("one", "two", "two-local-bn")}
@@ -209,11 +215,11 @@ def test_sync_bn_two_ranks_half_batch_equal_one_rank_full_batch(tmp_path, tiny_d
     assert _max_diff(ck["one"], ck["two-local-bn"]) > 1e-4, "the comparison cannot tell BN statistics apart"
 
 
-def test_resume_under_another_world_size_continues_the_same_run(tmp_path, tiny_dataset):
+def test_resume_under_another_world_size_continues_the_same_run(tmp_path, tiny_dataset, cli):
     """1 process for 2 steps, then 2 processes to step 4 == 1 process for 4 steps (data and noise are global)."""
     common = ("--batch", "8", "--seed", "2", "--ckpt-every", "2")
-    _train(tmp_path, tiny_dataset, "--steps", "4", *common, outdir="straight")
-    _train(tmp_path, tiny_dataset, "--steps", "2", *common, outdir="switched")
+    _train_here(cli, tiny_dataset, "--steps", "4", *common, outdir="straight")
+    _train_here(cli, tiny_dataset, "--steps", "2", *common, outdir="switched")
     res = run_sagan("train", "--resume", "latest", "--runs", "switched", "--steps", "4", "--nproc", "2",
                     "--device", "cpu", cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stderr
