@@ -223,6 +223,13 @@ def test_metric_calibration_damages_score_in_the_order_they_hurt():
     assert rows["halves"]["mirror_error"] > mirror[-1]
 
 
+def test_the_fidelity_page_shows_the_saved_per_class_measurement_and_grid():
+    res = json.loads((REPO / "docs" / "perf" / "class-synthetic3-cpu.json").read_text())
+    doc = (REPO / "docs" / "fidelity.md").read_text()
+    assert "perf/class-synthetic3-cpu.json" in doc and _bench("class_bench").markdown(res) in doc
+    assert "images/class-synthetic3-grid.png" in doc and (REPO / "docs" / "images" / "class-synthetic3-grid.png").exists()
+
+
 def test_class_bench_scores_every_class_of_a_conditional_checkpoint(cli, tmp_path):
     assert cli("prepare", "synthetic", "--imsize", "32", "--count", "60", "--classes", "3", "--out", "d").code == 0
     assert cli("train", *TINY, "--data", "d", "--steps", "2", "--batch", "8", "--ema-start", "1").code == 0
