@@ -262,3 +262,14 @@ def resolve_device(spec: str):
         raise SystemExit("error: --device cuda asked for, but torch sees no CUDA device")
     return dev
 
+
+
+def save_and_print(res: dict, json_path, markdown) -> int:
+    """The end of a quality bench: ``res`` saved as JSON to ``json_path`` (when given), its Markdown printed."""
+    import json
+
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
+    print(markdown(res))
+    return 0

@@ -102,6 +102,8 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from bench_measure import save_and_print
+
     args = parse_args(argv)
     if args.from_json:
         res = json.loads(args.from_json.read_text())
@@ -109,11 +111,7 @@ def main(argv=None) -> int:
         cand = collect(args.collect) if args.collect else train(args)
         res = json.loads(args.json.read_text()) if args.json and args.json.exists() else {"candidates": {}}
         res["candidates"][args.name] = cand
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(res, indent=1) + "\n")
-    print(markdown(res))
-    return 0
+    return save_and_print(res, None if args.from_json else args.json, markdown)
 
 
 if __name__ == "__main__":

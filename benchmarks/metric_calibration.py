@@ -113,13 +113,10 @@ def markdown(res: dict) -> str:
 
 
 def main(argv=None) -> int:
+    from bench_measure import save_and_print
+
     args = parse_args(argv)
-    res = json.loads(args.from_json.read_text()) if args.from_json else run(args)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
-    print(markdown(res))
-    return 0
+    return save_and_print(json.loads(args.from_json.read_text()) if args.from_json else run(args), args.json, markdown)
 
 
 if __name__ == "__main__":
