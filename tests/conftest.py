@@ -8,7 +8,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+# Under pytest-xdist (`make test` runs one worker per core): one thread per worker for torch and for numpy's
+# and scipy's OpenBLAS (FID's 2048-d eigh), set before any of them is imported (OpenBLAS reads the variables
+# when it loads, so this comes before `import numpy`), so that this process and every subprocess it starts
+# (which inherit them) share the cores instead of oversubscribing them; on a loaded 2-core machine a 2-thread
+# step took 3.4x a 1-thread one. `--nproc` jobs keep the value too (launch_local fills it in only when unset).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_name] = "1"
+
+import numpy as np  # noqa: E402 (after the thread settings above)
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,15 +33,6 @@ TINY = ["--imsize", "32", "--g-conv-dim", "16", "--d-conv-dim", "16", "--z-dim",
 for _name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
     os.environ.pop(_name, None)
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
-
-# Under pytest-xdist (`make test` runs one worker per core): one torch thread per worker, set before torch is
-# imported so that this process and every subprocess it starts (which inherit the variables) share the cores
-# instead of oversubscribing them; on a loaded 2-core machine a 2-thread step took 3.4x a 1-thread one.
-# `--nproc` jobs keep the value too (launch_local only fills it in when it is unset).
-XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if XDIST_WORKER:
-    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_name] = "1"
 
 
 def pytest_configure(config):
