@@ -93,15 +93,13 @@ def predict(net, view, images):
         return torch.cat([net(view(images[i : i + 256])).argmax(1) for i in range(0, len(images), 256)])
 
 
-def generate(state: dict, klass: int, num: int):
-    """uint8 B×3×H×W images of class ``klass``: seeds 0..num-1 from the EMA G with standing statistics, through
-    `sagan evaluate`'s own source (image i is what `sagan sample --class K --seeds i` draws)."""
+def generate(G, cfg, klass: int, num: int):
+    """uint8 B×3×H×W images of class ``klass`` from ``G``, seeds 0..num-1, through `sagan evaluate`'s own source
+    (image i is what `sagan sample --class K --seeds i` draws)."""
     import torch
 
     from sagan_cli.metrics.sources import GeneratorSource
-    from sagan_cli.models.load import load_generator
 
-    G, cfg = load_generator(state, True, torch.device("cpu"), standing=True)
     src = GeneratorSource(G, cfg.z_dim, range(num), torch.device("cpu"), cfg.imsize, cfg.num_classes, klass)
     return torch.cat(list(src.batches(128)))
 
@@ -114,7 +112,7 @@ def run(args) -> dict:
     from sagan_cli.data.dataset import open_dataset
     from sagan_cli.inspect.classes import class_names
     from sagan_cli.metrics.mirror import mirror_errors
-    from sagan_cli.models.load import model_config
+    from sagan_cli.models.load import load_generator, model_config
     from sagan_cli.train.checkpoint import load_checkpoint
 
     state = load_checkpoint(args.ckpt)
@@ -133,9 +131,10 @@ def run(args) -> dict:
             for k, v in views.items()}
     real_acc = {k: float((predict(nets[k], views[k], images[test]) == labels[test]).float().mean()) for k in views}
     names = class_names(state, cfg.num_classes)
+    G, _ = load_generator(state, True, torch.device("cpu"), standing=True)  # the EMA G, as `sample` draws it
     rows = []
     for c in range(cfg.num_classes):
-        fake = generate(state, c, args.num)
+        fake = generate(G, cfg, c, args.num)
         real_c = images[test][labels[test] == c]
         row = {"class": c, "name": names[c], "num": args.num,
                "mirror_error": round(float(mirror_errors(fake).mean()), 5),

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -67,24 +65,21 @@ def collect(run: Path) -> dict:
                         "arch": m["arch"], "attention": m["attention"], "loss": t.get("loss", "hinge")},
             "data": cfg["data"]["fingerprint"], "evals": evals,
             "img_per_s_median": sorted(speeds)[len(speeds) // 2] if speeds else None,
-            "threads": cfg.get("threads"), "tool_version": cfg.get("tool_version")}
+            "tool_version": cfg.get("tool_version")}
 
 
 def train(args) -> dict:
+    from fidelity_bench import sagan
+
     work = args.workdir or Path(tempfile.mkdtemp(prefix="demo-search-"))
     data = work / "data" / "synthetic-32"
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if args.threads:
-        env["OMP_NUM_THREADS"] = str(args.threads)
-    sagan = [sys.executable, "-m", "sagan_cli"]
     if not (data / "meta.json").exists():
-        subprocess.run([*sagan, "prepare", "synthetic", "--imsize", "32", "--count", str(args.count), "--out",
-                        str(data)], check=True, env=env, stdout=subprocess.DEVNULL)
+        sagan("prepare", "synthetic", "--imsize", 32, "--count", args.count, "--out", data)
     runs = work / "runs" / args.name
-    subprocess.run([*sagan, "train", "--imsize", "32", "--data", str(data), "--steps", str(args.steps), "--device", "cpu",
-                    "--runs", str(runs), "--name", args.name, "--log-every", "100", "--sample-every", str(args.every),
-                    "--ckpt-every", str(args.every), "--eval-every", str(args.every), "--eval-metrics", "swd,mirror",
-                    "--eval-num", str(args.eval_num), *args.train_args], check=True, env=env, stdout=subprocess.DEVNULL)
+    sagan("train", "--imsize", 32, "--data", data, "--steps", args.steps, "--device", "cpu", "--runs", runs,
+          "--name", args.name, "--log-every", 100, "--sample-every", args.every, "--ckpt-every", args.every,
+          "--eval-every", args.every, "--eval-metrics", "swd,mirror", "--eval-num", args.eval_num, *args.train_args,
+          threads=args.threads)
     return collect(sorted(p for p in runs.iterdir() if p.is_dir())[-1])
 
 

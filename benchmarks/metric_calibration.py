@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -86,11 +85,11 @@ def run(args) -> dict:
     import torch
 
     from bench_measure import environment
+    from fidelity_bench import sagan
 
     work = Path(tempfile.mkdtemp(prefix="calibration-"))
     data = work / "synthetic-32"
-    subprocess.run([sys.executable, "-m", "sagan_cli", "prepare", "synthetic", "--imsize", "32", "--count",
-                    str(args.count), "--out", str(data)], check=True, stdout=subprocess.DEVNULL, cwd=REPO)
+    sagan("prepare", "synthetic", "--imsize", 32, "--count", args.count, "--out", data)
     images = torch.from_numpy(np.load(data / "images.npy"))
     if len(images) < 2 * args.num:
         raise SystemExit(f"--count {args.count} has too few images for --num {args.num} (needs {2 * args.num})")
